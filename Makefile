@@ -1,0 +1,30 @@
+# vigil's build, run and test entry points. The README's two commands run deploy/setup.sh first,
+# which installs everything these targets need.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+# Models and demo clips live beside the checkout, never in it.
+export VIGIL_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
+
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GO_TEST_FLAGS ?= -race -count=1 -timeout 60m
+
+.PHONY: build run test lint clean
+
+build:
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/vigil ./cmd/vigil
+
+# The main job on the embedded defaults: private PostgreSQL, embedded NATS, the demo clips indexed
+# (files already indexed are skipped), the API and search page served until Ctrl-C.
+run: build
+	bin/vigil serve $(if $(wildcard $(VIGIL_SHARED_DIR)/media),--index $(VIGIL_SHARED_DIR)/media)
+
+test: lint
+	go test $(GO_TEST_FLAGS) ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	go vet ./...
+
+clean:
+	rm -rf bin

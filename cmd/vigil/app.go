@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/vigilcam/vigil/configs"
+	"github.com/vigilcam/vigil/pipeline"
+	"github.com/vigilcam/vigil/pipeline/detect"
+	"github.com/vigilcam/vigil/pipeline/motion"
+	"github.com/vigilcam/vigil/pipeline/onnx"
+	"github.com/vigilcam/vigil/pipeline/track"
+	"github.com/vigilcam/vigil/sink"
+	"github.com/vigilcam/vigil/sink/bus"
+	"github.com/vigilcam/vigil/sink/jobs"
+	"github.com/vigilcam/vigil/sink/store"
+)
+
+// app holds the parts a command has opened, and closes them in reverse order.
+type app struct {
+	cfg     configs.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	cluster *store.Cluster
+	store   *store.Store
+	bus     *bus.Bus
+	det     *detect.Detector
+	closers []func() error
+}
+
+func newApp(configPath string) (*app, error) {
+	cfg, err := configs.Load(configPath)
+	if err != nil {
+		return nil, err
+	}
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cfg.Log.Level]
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &app{cfg: cfg, log: slog.New(h), reg: reg}, nil
+}
+
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			a.log.Warn("shutdown", "err", err)
+		}
+	}
+	a.closers = nil
+}
+
+// databaseURL returns the configured database, starting the private cluster when none is.
+func (a *app) databaseURL(ctx context.Context) (string, error) {
+	if a.cfg.Database.URL != "" {
+		return a.cfg.Database.URL, nil
+	}
+	c, err := store.StartCluster(ctx, store.ClusterConfig{
+		Dir:    filepath.Join(a.cfg.DataDir, "pg"),
+		Port:   a.cfg.Database.Embedded.Port,
+		BinDir: a.cfg.Database.Embedded.BinDir,
+	}, a.log)
+	if err != nil {
+		return "", err
+	}
+	a.cluster = c
+	a.closers = append(a.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return c.Stop(ctx)
+	})
+	return c.URL(), nil
+}
+
+// openStore connects to PostgreSQL and brings the schema up to date.
+func (a *app) openStore(ctx context.Context) error {
+	url, err := a.databaseURL(ctx)
+	if err != nil {
+		return err
+	}
+	if err := store.Migrate(ctx, url); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, url, a.cfg.Database.MaxConns)
+	if err != nil {
+		return err
+	}
+	a.store = st
+	a.closers = append(a.closers, func() error { st.Close(); return nil })
+	return nil
+}
+
+func (a *app) openBus(ctx context.Context) error {
+	host, _ := os.Hostname()
+	b, err := bus.Open(ctx, bus.Config{
+		URL:      a.cfg.NATS.URL,
+		Listen:   a.cfg.NATS.Embedded.Listen,
+		StoreDir: filepath.Join(a.cfg.DataDir, "nats"),
+		Replicas: a.cfg.NATS.Replicas,
+		Name:     fmt.Sprintf("vigil %s pid %d", host, os.Getpid()),
+	}, a.log)
+	if err != nil {
+		return err
+	}
+	a.bus = b
+	a.closers = append(a.closers, b.Close)
+	return nil
+}
+
+// loadONNX loads ONNX Runtime and returns where it came from.
+func (a *app) loadONNX() (string, error) {
+	lib, err := onnx.Library(a.cfg.ONNX.Library)
+	if err != nil {
+		return "", err
+	}
+	return lib, onnx.Init(lib)
+}
+
+func (a *app) openDetector() error {
+	if _, err := a.loadONNX(); err != nil {
+		return err
+	}
+	model := a.cfg.YOLOModel()
+	if _, err := os.Stat(model); err != nil {
+		return fmt.Errorf("detector model: %w (set models.yolo, or put the shared models folder beside the checkout)", err)
+	}
+	sessions := a.cfg.Pipeline.Detect.Sessions
+	if sessions == 0 {
+		sessions = runtime.NumCPU()
+	}
+	d, err := detect.New(detect.Config{
+		Model:      model,
+		Sessions:   sessions,
+		Threads:    a.cfg.Pipeline.Detect.Threads,
+		Provider:   a.cfg.ONNX.Provider,
+		Confidence: float32(a.cfg.Pipeline.Detect.Confidence),
+		IoU:        float32(a.cfg.Pipeline.Detect.IoU),
+		Classes:    a.cfg.Pipeline.Detect.Classes,
+	}, a.log)
+	if err != nil {
+		return err
+	}
+	a.det = d
+	a.closers = append(a.closers, d.Close)
+	return nil
+}
+
+// startSink runs a sink in the background until ctx ends. Every sink process shares the durable
+// consumer "sink", so they split the work.
+func (a *app) startSink(ctx context.Context) error {
+	c, err := a.bus.Moments(ctx, "sink", 30*time.Second, 4*a.cfg.Sink.BatchSize)
+	if err != nil {
+		return err
+	}
+	s := sink.New(sink.Config{BatchSize: a.cfg.Sink.BatchSize, BatchWait: a.cfg.Sink.BatchWait}, c, a.store, a.reg, a.log)
+	go func() {
+		if err := s.Run(ctx); err != nil {
+			a.log.Error("sink stopped; moments wait on the bus for the next sink", "err", err)
+		}
+	}()
+	a.closers = append(a.closers, func() error { c.Close(); return nil })
+	return nil
+}
+
+// indexer wires the detector, a pipeline publishing to the bus, and the store.
+func (a *app) indexer() *jobs.Indexer {
+	p := a.cfg.Pipeline
+	pipe := pipeline.New(pipeline.Config{
+		QueueSize: p.QueueSize,
+		Gate:      p.Motion.Enabled,
+		Motion: motion.Config{
+			Width: p.Motion.Width, History: p.Motion.History, VarThreshold: p.Motion.VarThreshold,
+			MinArea: p.Motion.MinArea, Warmup: p.Motion.Warmup,
+		},
+		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength},
+	}, a.det, a.bus, pipeline.NewMetrics(a.reg), a.log)
+	return jobs.NewIndexer(jobs.Config{AnalysisFPS: p.AnalysisFPS, CommitTimeout: a.cfg.Index.CommitTimeout}, a.store, pipe, a.log)
+}
+
+// openIndexing opens everything index jobs need, with a sink in this process so that indexing
+// works without any other vigil running.
+func (a *app) openIndexing(ctx context.Context) (*jobs.Indexer, error) {
+	if err := a.openStore(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.openDetector(); err != nil {
+		return nil, err
+	}
+	if err := a.openBus(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.startSink(ctx); err != nil {
+		return nil, err
+	}
+	return a.indexer(), nil
+}

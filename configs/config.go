@@ -1,0 +1,349 @@
+// Package configs owns vigil's configuration: defaults in code, an optional YAML file, VIGIL_*
+// environment overrides, and validation that reports every problem at once.
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a vigil process. Field comments give the defaults, which
+// configs/vigil.yml repeats.
+type Config struct {
+	// DataDir holds the embedded PostgreSQL cluster, the embedded NATS store and installed models.
+	// It defaults to ".vigil".
+	DataDir string `yaml:"data_dir"`
+	// Tenant is the tenant CLI commands act for when --tenant is not given. It defaults to "default".
+	Tenant   string   `yaml:"tenant"`
+	Log      Log      `yaml:"log"`
+	HTTP     HTTP     `yaml:"http"`
+	Database Database `yaml:"database"`
+	NATS     NATS     `yaml:"nats"`
+	ONNX     ONNX     `yaml:"onnx"`
+	Models   Models   `yaml:"models"`
+	Pipeline Pipeline `yaml:"pipeline"`
+	Sink     Sink     `yaml:"sink"`
+	Index    Index    `yaml:"index"`
+}
+
+// Log configures log/slog output on stderr.
+type Log struct {
+	// Level is debug, info, warn or error. It defaults to "info".
+	Level string `yaml:"level"`
+	// Format is text or json. It defaults to "text".
+	Format string `yaml:"format"`
+}
+
+// HTTP configures the API server.
+type HTTP struct {
+	// Addr is the listen address of the API, search page and /metrics. It defaults to "127.0.0.1:8420".
+	Addr string `yaml:"addr"`
+}
+
+// Database configures PostgreSQL.
+type Database struct {
+	// URL of an external PostgreSQL with pgvector. Empty runs a private cluster under DataDir.
+	// It defaults to "".
+	URL string `yaml:"url"`
+	// MaxConns caps the connection pool. It defaults to 8.
+	MaxConns int `yaml:"max_conns"`
+	// Embedded configures the private cluster used when URL is empty.
+	Embedded EmbeddedDatabase `yaml:"embedded"`
+}
+
+// EmbeddedDatabase configures the private PostgreSQL cluster.
+type EmbeddedDatabase struct {
+	// Port names the cluster's unix socket; the cluster listens on no TCP address. It defaults to 5433.
+	Port int `yaml:"port"`
+	// BinDir holds initdb and pg_ctl. Empty picks the newest /usr/lib/postgresql/*/bin.
+	// It defaults to "".
+	BinDir string `yaml:"bin_dir"`
+}
+
+// NATS configures the message bus.
+type NATS struct {
+	// URL of an external NATS server or cluster with JetStream. Empty embeds a server in the process.
+	// It defaults to "".
+	URL string `yaml:"url"`
+	// Replicas of each JetStream stream; raise it on a clustered external NATS. It defaults to 1.
+	Replicas int `yaml:"replicas"`
+	// Embedded configures the in-process server used when URL is empty.
+	Embedded EmbeddedNATS `yaml:"embedded"`
+}
+
+// EmbeddedNATS configures the in-process NATS server.
+type EmbeddedNATS struct {
+	// Listen is where the embedded server accepts other local vigil processes; a process that finds
+	// a server already listening there uses it instead of starting its own. It defaults to
+	// "127.0.0.1:4223".
+	Listen string `yaml:"listen"`
+}
+
+// ONNX configures ONNX Runtime.
+type ONNX struct {
+	// Library is the path of libonnxruntime.so. Empty searches .deps/onnxruntime (as installed by
+	// deploy/setup.sh) upwards from the working directory and the executable, then the system
+	// library path. It defaults to "".
+	Library string `yaml:"library"`
+	// Provider is the execution provider: cpu, cuda or tensorrt; an unavailable one falls back to
+	// cpu with a warning. It defaults to "cpu".
+	Provider string `yaml:"provider"`
+}
+
+// Models locates model files.
+type Models struct {
+	// YOLO is the YOLOv8 ONNX detector. Empty uses DataDir/models/yolov8n/yolov8n.onnx, else the
+	// int8 copy in the shared folder ($VIGIL_SHARED_DIR or ../shared). It defaults to "".
+	YOLO string `yaml:"yolo"`
+}
+
+// Pipeline configures per-frame work.
+type Pipeline struct {
+	// AnalysisFPS is how many frames per second of a source are analysed. It defaults to 5.
+	AnalysisFPS float64 `yaml:"analysis_fps"`
+	// QueueSize is the capacity of each queue between stages. It defaults to 4.
+	QueueSize int     `yaml:"queue_size"`
+	Motion    Motion  `yaml:"motion"`
+	Detect    Detect  `yaml:"detect"`
+	Moments   Moments `yaml:"moments"`
+}
+
+// Motion configures the MOG2 motion gate in front of the detector.
+type Motion struct {
+	// Enabled gates frames on motion; false sends every analysed frame to the detector.
+	// It defaults to true.
+	Enabled bool `yaml:"enabled"`
+	// Width is the width frames are scaled down to before MOG2. It defaults to 320.
+	Width int `yaml:"width"`
+	// History is the number of frames MOG2 models the background over. It defaults to 300.
+	History int `yaml:"history"`
+	// VarThreshold is MOG2's squared Mahalanobis distance for foreground. It defaults to 16.
+	VarThreshold float64 `yaml:"var_threshold"`
+	// MinArea is the smallest moving region, as a fraction of the frame, that counts as motion.
+	// It defaults to 0.001.
+	MinArea float64 `yaml:"min_area"`
+	// Warmup is the number of frames the background model learns from before it gates; they all go
+	// to the detector. It defaults to 5.
+	Warmup int `yaml:"warmup"`
+}
+
+// Detect configures the YOLOv8 detector.
+type Detect struct {
+	// Sessions is the number of ONNX Runtime sessions run in parallel; 0 means one per CPU core.
+	// It defaults to 0.
+	Sessions int `yaml:"sessions"`
+	// Threads is the intra-op thread count of each session; on small machines several
+	// single-thread sessions beat one multi-thread session. It defaults to 1.
+	Threads int `yaml:"threads"`
+	// Confidence is the minimum class score of a detection. It defaults to 0.35.
+	Confidence float64 `yaml:"confidence"`
+	// IoU is the overlap above which non-maximum suppression drops the weaker box of a class.
+	// It defaults to 0.5.
+	IoU float64 `yaml:"iou"`
+	// Classes are the model classes kept; empty keeps all. It defaults to the people, vehicles,
+	// animals and bags a security camera cares about.
+	Classes []string `yaml:"classes"`
+}
+
+// SecurityClasses are the COCO classes kept by default: what a security team searches for, and
+// not the household objects that small detectors hallucinate in street scenes.
+var SecurityClasses = []string{
+	"person", "bicycle", "car", "motorcycle", "bus", "truck", "train", "boat",
+	"bird", "cat", "dog", "horse", "sheep", "cow", "bear",
+	"backpack", "umbrella", "handbag", "suitcase", "skateboard", "knife",
+}
+
+// Moments configures how detections are grouped into moments.
+type Moments struct {
+	// IdleGap closes a moment after this long without detections. It defaults to 3s.
+	IdleGap time.Duration `yaml:"idle_gap"`
+	// MaxLength closes a moment that lasts this long and opens the next. It defaults to 60s.
+	MaxLength time.Duration `yaml:"max_length"`
+}
+
+// Sink configures the writer from the bus into PostgreSQL.
+type Sink struct {
+	// BatchSize is the most moments written in one transaction. It defaults to 256.
+	BatchSize int `yaml:"batch_size"`
+	// BatchWait is how long the sink waits to fill a batch. It defaults to 50ms.
+	BatchWait time.Duration `yaml:"batch_wait"`
+}
+
+// Index configures indexing of files.
+type Index struct {
+	// CommitTimeout is how long an index job waits for its moments to be committed after the
+	// pipeline finished; a job that waits longer fails (no sink running?). It defaults to 2m.
+	CommitTimeout time.Duration `yaml:"commit_timeout"`
+}
+
+// Default returns the built-in configuration.
+func Default() Config {
+	return Config{
+		DataDir:  ".vigil",
+		Tenant:   "default",
+		Log:      Log{Level: "info", Format: "text"},
+		HTTP:     HTTP{Addr: "127.0.0.1:8420"},
+		Database: Database{MaxConns: 8, Embedded: EmbeddedDatabase{Port: 5433}},
+		NATS:     NATS{Replicas: 1, Embedded: EmbeddedNATS{Listen: "127.0.0.1:4223"}},
+		ONNX:     ONNX{Provider: "cpu"},
+		Pipeline: Pipeline{
+			AnalysisFPS: 5,
+			QueueSize:   4,
+			Motion: Motion{
+				Enabled: true, Width: 320, History: 300, VarThreshold: 16,
+				MinArea: 0.001, Warmup: 5,
+			},
+			Detect: Detect{Threads: 1, Confidence: 0.35, IoU: 0.5,
+				Classes: append([]string(nil), SecurityClasses...)},
+			Moments: Moments{IdleGap: 3 * time.Second, MaxLength: 60 * time.Second},
+		},
+		Sink:  Sink{BatchSize: 256, BatchWait: 50 * time.Millisecond},
+		Index: Index{CommitTimeout: 2 * time.Minute},
+	}
+}
+
+// Load builds the configuration: defaults, then the YAML file at path (skipped when path is
+// empty; $VIGIL_CONFIG names one otherwise), then VIGIL_* environment variables, then Validate.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		path = os.Getenv("VIGIL_CONFIG")
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if err := Parse(data, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, os.LookupEnv); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML over cfg; unknown fields are errors, so a typo never passes silently.
+func Parse(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// tenantPattern keeps tenant ids usable as NATS subject tokens and in URLs.
+var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidTenant reports whether id may name a tenant.
+func ValidTenant(id string) bool { return tenantPattern.MatchString(id) }
+
+// Validate reports every invalid field at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if !ValidTenant(c.Tenant) {
+		bad("tenant", "%q is not a tenant id (lower-case letters, digits, - and _, up to 63)", c.Tenant)
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "text", "json") {
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("http.addr", "%v", err)
+	}
+	if c.Database.MaxConns < 1 {
+		bad("database.max_conns", "must be at least 1, got %d", c.Database.MaxConns)
+	}
+	if p := c.Database.Embedded.Port; p < 1 || p > 65535 {
+		bad("database.embedded.port", "%d is not a port", p)
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		bad("nats.replicas", "must be 1 to 5, got %d", c.NATS.Replicas)
+	}
+	if _, _, err := net.SplitHostPort(c.NATS.Embedded.Listen); err != nil {
+		bad("nats.embedded.listen", "%v", err)
+	}
+	if !oneOf(c.ONNX.Provider, "cpu", "cuda", "tensorrt") {
+		bad("onnx.provider", "%q is not one of cpu, cuda, tensorrt", c.ONNX.Provider)
+	}
+	p := c.Pipeline
+	if p.AnalysisFPS <= 0 || p.AnalysisFPS > 60 {
+		bad("pipeline.analysis_fps", "must be in (0, 60], got %g", p.AnalysisFPS)
+	}
+	if p.QueueSize < 1 {
+		bad("pipeline.queue_size", "must be at least 1, got %d", p.QueueSize)
+	}
+	if p.Motion.Width < 32 {
+		bad("pipeline.motion.width", "must be at least 32, got %d", p.Motion.Width)
+	}
+	if p.Motion.History < 1 {
+		bad("pipeline.motion.history", "must be at least 1, got %d", p.Motion.History)
+	}
+	if p.Motion.VarThreshold <= 0 {
+		bad("pipeline.motion.var_threshold", "must be positive, got %g", p.Motion.VarThreshold)
+	}
+	if p.Motion.MinArea < 0 || p.Motion.MinArea >= 1 {
+		bad("pipeline.motion.min_area", "must be in [0, 1), got %g", p.Motion.MinArea)
+	}
+	if p.Motion.Warmup < 0 {
+		bad("pipeline.motion.warmup", "must not be negative, got %d", p.Motion.Warmup)
+	}
+	if p.Detect.Sessions < 0 {
+		bad("pipeline.detect.sessions", "must not be negative, got %d", p.Detect.Sessions)
+	}
+	if p.Detect.Threads < 1 {
+		bad("pipeline.detect.threads", "must be at least 1, got %d", p.Detect.Threads)
+	}
+	if p.Detect.Confidence <= 0 || p.Detect.Confidence >= 1 {
+		bad("pipeline.detect.confidence", "must be in (0, 1), got %g", p.Detect.Confidence)
+	}
+	if p.Detect.IoU <= 0 || p.Detect.IoU >= 1 {
+		bad("pipeline.detect.iou", "must be in (0, 1), got %g", p.Detect.IoU)
+	}
+	if p.Moments.IdleGap <= 0 {
+		bad("pipeline.moments.idle_gap", "must be positive, got %s", p.Moments.IdleGap)
+	}
+	if p.Moments.MaxLength < p.Moments.IdleGap {
+		bad("pipeline.moments.max_length", "must be at least idle_gap (%s), got %s", p.Moments.IdleGap, p.Moments.MaxLength)
+	}
+	if c.Sink.BatchSize < 1 {
+		bad("sink.batch_size", "must be at least 1, got %d", c.Sink.BatchSize)
+	}
+	if c.Sink.BatchWait <= 0 {
+		bad("sink.batch_wait", "must be positive, got %s", c.Sink.BatchWait)
+	}
+	if c.Index.CommitTimeout <= 0 {
+		bad("index.commit_timeout", "must be positive, got %s", c.Index.CommitTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+func oneOf(s string, allowed ...string) bool {
+	for _, a := range allowed {
+		if s == a {
+			return true
+		}
+	}
+	return false
+}

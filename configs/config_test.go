@@ -1,0 +1,139 @@
+package configs_test
+
+import (
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigilcam/vigil/configs"
+)
+
+// The shipped sample must document exactly the defaults: decoding it over a zero Config must give
+// Default(), and it must name every field (a field left out whose default is zero would otherwise
+// slip through).
+func TestSampleEqualsDefaults(t *testing.T) {
+	data, err := os.ReadFile("vigil.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got configs.Config
+	if err := configs.Parse(data, &got); err != nil {
+		t.Fatalf("parse vigil.yml: %v", err)
+	}
+	if want := configs.Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("vigil.yml differs from Default():\n got %+v\nwant %+v", got, want)
+	}
+
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	collectKeys(doc.Content[0], "VIGIL", present)
+	for _, name := range configs.EnvVars() {
+		if !present[name] {
+			t.Errorf("vigil.yml does not document the field behind %s", name)
+		}
+	}
+}
+
+func collectKeys(n *yaml.Node, prefix string, into map[string]bool) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		name := prefix + "_" + strings.ToUpper(n.Content[i].Value)
+		into[name] = true
+		if n.Content[i+1].Kind == yaml.MappingNode {
+			collectKeys(n.Content[i+1], name, into)
+		}
+	}
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	if err := configs.Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadLayers(t *testing.T) {
+	file := t.TempDir() + "/vigil.yml"
+	yml := "tenant: acme\npipeline:\n  analysis_fps: 2\n  moments:\n    idle_gap: 5s\n"
+	if err := os.WriteFile(file, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VIGIL_PIPELINE_ANALYSIS_FPS", "7.5")
+	t.Setenv("VIGIL_DATABASE_URL", "postgres://db/vigil")
+	t.Setenv("VIGIL_NATS_URL", "nats://bus:4222")
+	t.Setenv("VIGIL_PIPELINE_MOTION_ENABLED", "false")
+	t.Setenv("VIGIL_PIPELINE_DETECT_CLASSES", "person, car,")
+	cfg, err := configs.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"tenant from file", cfg.Tenant, "acme"},
+		{"idle gap from file", cfg.Pipeline.Moments.IdleGap, 5 * time.Second},
+		{"fps from env over file", cfg.Pipeline.AnalysisFPS, 7.5},
+		{"database url from env", cfg.Database.URL, "postgres://db/vigil"},
+		{"nats url from env", cfg.NATS.URL, "nats://bus:4222"},
+		{"bool from env", cfg.Pipeline.Motion.Enabled, false},
+		{"untouched default", cfg.Sink.BatchSize, 256},
+		{"list from env", strings.Join(cfg.Pipeline.Detect.Classes, "|"), "person|car"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestLoadReportsEveryError(t *testing.T) {
+	t.Setenv("VIGIL_SINK_BATCH_SIZE", "lots")
+	if _, err := configs.Load(""); err == nil || !strings.Contains(err.Error(), "VIGIL_SINK_BATCH_SIZE") {
+		t.Errorf("malformed env value: got %v", err)
+	}
+	os.Unsetenv("VIGIL_SINK_BATCH_SIZE")
+
+	cfg := configs.Default()
+	cfg.Tenant = "Bad Tenant"
+	cfg.Pipeline.AnalysisFPS = 0
+	cfg.Pipeline.Detect.Confidence = 2
+	cfg.ONNX.Provider = "tpu"
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("invalid config validated")
+	}
+	for _, field := range []string{"tenant", "pipeline.analysis_fps", "pipeline.detect.confidence", "onnx.provider"} {
+		if !strings.Contains(err.Error(), field+":") {
+			t.Errorf("error does not mention %s: %v", field, err)
+		}
+	}
+}
+
+func TestUnknownFieldRejected(t *testing.T) {
+	var cfg configs.Config
+	err := configs.Parse([]byte("pipeline:\n  analysis_fsp: 3\n"), &cfg)
+	if err == nil || !strings.Contains(err.Error(), "analysis_fsp") {
+		t.Fatalf("typo accepted: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	sample, err := os.ReadFile("vigil.yml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sample)
+	f.Add([]byte("tenant: [1, 2"))
+	f.Add([]byte("pipeline: {moments: {idle_gap: -3h}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := configs.Default()
+		if configs.Parse(data, &cfg) == nil {
+			_ = cfg.Validate() // must not panic on whatever parsed
+		}
+	})
+}

@@ -1,0 +1,47 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// SharedDir returns the folder holding the team's shared models and demo clips: $VIGIL_SHARED_DIR,
+// else the nearest folder named "shared" beside the working directory or one of its parents
+// (../shared from a checkout), else "".
+func SharedDir() string {
+	if d := os.Getenv("VIGIL_SHARED_DIR"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		if st, err := os.Stat(filepath.Join(parent, "shared")); err == nil && st.IsDir() {
+			return filepath.Join(parent, "shared")
+		}
+		dir = parent
+	}
+}
+
+// YOLOModel returns the detector model to load: models.yolo when set, else the first of the
+// locations documented on Models.YOLO that exists, else the first candidate (so errors name it).
+func (c Config) YOLOModel() string {
+	if c.Models.YOLO != "" {
+		return c.Models.YOLO
+	}
+	candidates := []string{filepath.Join(c.DataDir, "models", "yolov8n", "yolov8n.onnx")}
+	if s := SharedDir(); s != "" {
+		candidates = append(candidates, filepath.Join(s, "models", "yolov8n", "yolov8n_quantized.onnx"))
+	}
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return candidates[0]
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# deploy/setup.sh installs everything vigil needs to build, run and test on Debian 12 or Ubuntu
+# 22.04+: build tools, OpenCV, libav, ffmpeg, PostgreSQL with pgvector, the ONNX Runtime library
+# and the Go modules. It only uses apt, npm and the Go module proxy, installs only what is
+# missing, and says what it installed. Run it as root or with sudo rights.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# ONNX Runtime comes from the npm package onnxruntime-node, whose tarball carries the plain C
+# library; its install scripts are never run. Both checksums are pinned.
+ORT_PACKAGE=onnxruntime-node@1.24.1
+ORT_TGZ_SHA256=57181cf6e6e711b155c5b942d591fd63ded0b5de5c4922d51fd994e7f6ac2772
+ORT_LIB_SHA256=53ef1ac028dd1b05554b8da28d9159eb3876f99868193d2aaa6e67f0243c23d4
+ORT_LIB=.deps/onnxruntime/libonnxruntime.so.1
+
+installed=()
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || die "run as root, or install sudo"
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+missing_packages() {
+  local p
+  for p in "$@"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || echo "$p"
+  done
+}
+
+apt_updated=
+apt_install() {
+  local want
+  want=$(missing_packages "$@")
+  [ -n "$want" ] || return 0
+  if [ -z "$apt_updated" ]; then
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $want >/dev/null
+  installed+=($want)
+}
+
+[ -r /etc/os-release ] && . /etc/os-release
+case "${ID:-}:${ID_LIKE:-}" in
+  debian:*|ubuntu:*|*:*debian*) ;;
+  *) die "this script knows Debian and Ubuntu only (found ${PRETTY_NAME:-an unknown system})" ;;
+esac
+
+# 1. System packages.
+apt_install ca-certificates build-essential pkg-config git \
+  libopencv-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg \
+  postgresql postgresql-contrib
+command -v npm >/dev/null || apt_install npm
+
+# 2. pgvector for the newest installed PostgreSQL: the distribution's package where it has one,
+#    else built from Debian's source package (bookworm has none; trixie's builds against 15).
+PGVER=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
+[ -n "$PGVER" ] || die "PostgreSQL did not install"
+if [ ! -f "/usr/share/postgresql/$PGVER/extension/vector.control" ]; then
+  if apt-cache show "postgresql-$PGVER-pgvector" >/dev/null 2>&1; then
+    apt_install "postgresql-$PGVER-pgvector"
+  else
+    apt_install "postgresql-server-dev-$PGVER" debian-archive-keyring
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    mkdir -p "$work/lists/partial"
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$work/sources.list"
+    # A private apt configuration: the machine's own sources stay untouched.
+    aptsrc=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+      -o "Dir::State::Lists=$work/lists" -o APT::Sandbox::User=root)
+    $SUDO apt-get "${aptsrc[@]}" update -qq
+    (cd "$work" && $SUDO apt-get "${aptsrc[@]}" source --download-only -qq pgvector >/dev/null)
+    tar -xzf "$work"/pgvector_*.orig.tar.gz -C "$work"
+    # OPTFLAGS= does what Debian's no-native patch does: a build that runs on any x86-64.
+    make -s -C "$work"/pgvector-*/ PG_CONFIG="/usr/lib/postgresql/$PGVER/bin/pg_config" OPTFLAGS= >/dev/null
+    $SUDO make -s -C "$work"/pgvector-*/ PG_CONFIG="/usr/lib/postgresql/$PGVER/bin/pg_config" install >/dev/null
+    installed+=("pgvector (built from Debian's source package for PostgreSQL $PGVER)")
+  fi
+fi
+
+# 3. ONNX Runtime shared library into .deps (git ignores it).
+if ! echo "$ORT_LIB_SHA256  $ORT_LIB" | sha256sum -c --status 2>/dev/null; then
+  work=$(mktemp -d)
+  (cd "$work" && npm pack --silent "$ORT_PACKAGE" >/dev/null)
+  tgz=$(ls "$work"/*.tgz)
+  echo "$ORT_TGZ_SHA256  $tgz" | sha256sum -c --status || die "$ORT_PACKAGE tarball checksum mismatch"
+  tar -xzf "$tgz" -C "$work" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
+  mkdir -p "$(dirname "$ORT_LIB")"
+  mv "$work/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$ORT_LIB.tmp"
+  rm -rf "$work"
+  echo "$ORT_LIB_SHA256  $ORT_LIB.tmp" | sha256sum -c --status || die "onnxruntime library checksum mismatch"
+  mv "$ORT_LIB.tmp" "$ORT_LIB"
+  installed+=("ONNX Runtime 1.24.1 ($ORT_LIB)")
+fi
+
+# 4. Go and the modules.
+[ -x /usr/local/go/bin/go ] && export PATH="/usr/local/go/bin:$PATH"
+if ! command -v go >/dev/null; then
+  apt_install golang-go
+fi
+gominor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+[ "$gominor" -ge 21 ] || die "Go $(go env GOVERSION) is too old: install Go 1.21 or newer (it fetches the toolchain go.mod asks for)"
+if ! go mod verify >/dev/null 2>&1; then
+  go mod download
+  installed+=("Go modules")
+fi
+
+if [ ${#installed[@]} -eq 0 ]; then
+  say "everything was already installed"
+else
+  for what in "${installed[@]}"; do say "installed $what"; done
+fi

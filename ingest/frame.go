@@ -1,0 +1,19 @@
+// Package ingest owns video sources: it turns cameras and files into decoded frames with stream and
+// wall-clock times, at the rate the pipeline analyses them.
+package ingest
+
+import "time"
+
+// Frame is one decoded picture handed to the pipeline.
+type Frame struct {
+	// Seq numbers the frames passed on by one source, from 0, without gaps.
+	Seq int64
+	// Width and Height are the picture size in pixels.
+	Width, Height int
+	// BGR holds packed 8-bit BGR pixels, Width*3 bytes per row, no padding.
+	BGR []byte
+	// PTS is the stream time: how far into the source this frame lies. It never decreases.
+	PTS time.Duration
+	// Wall is the wall-clock time at which the frame was captured.
+	Wall time.Time
+}

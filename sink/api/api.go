@@ -1,0 +1,202 @@
+// Package api owns vigil's HTTP surface: the REST API under /api/v1, the search page, health and
+// Prometheus metrics.
+package api
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vigilcam/vigil/configs"
+	"github.com/vigilcam/vigil/sink/search"
+	"github.com/vigilcam/vigil/sink/store"
+)
+
+//go:embed ui/index.html
+var ui embed.FS
+
+// Config configures the API.
+type Config struct {
+	// Tenant answers requests that name none. Tenant-scoped tokens replace this later.
+	Tenant string
+	// QueryTimeout bounds each search. It defaults to 2s.
+	QueryTimeout time.Duration
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	cfg      Config
+	store    *store.Store
+	searcher *search.Searcher
+	log      *slog.Logger
+	mux      *http.ServeMux
+}
+
+// New returns the API's handler; gatherer feeds /metrics.
+func New(cfg Config, st *store.Store, gatherer prometheus.Gatherer, log *slog.Logger) *Server {
+	if cfg.QueryTimeout <= 0 {
+		cfg.QueryTimeout = 2 * time.Second
+	}
+	s := &Server{cfg: cfg, store: st, searcher: search.New(st.Pool()), log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /api/v1/search", s.search)
+	s.mux.HandleFunc("GET /api/v1/videos", s.videos)
+	s.mux.HandleFunc("GET /api/v1/videos/{id}", s.video)
+	s.mux.HandleFunc("GET /healthz", s.health)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		http.ServeFileFS(w, r, ui, "ui/index.html")
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return s
+}
+
+// ServeHTTP turns a panic in a handler into a 500 problem instead of a dropped connection.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("handler panic", "path", r.URL.Path, "panic", v)
+			problem(w, http.StatusInternalServerError, "internal", "internal error")
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+// tenant is the tenant a request acts for.
+func (s *Server) tenant(w http.ResponseWriter, r *http.Request) (string, bool) {
+	t := r.URL.Query().Get("tenant")
+	if t == "" {
+		return s.cfg.Tenant, true
+	}
+	if !configs.ValidTenant(t) {
+		problem(w, http.StatusBadRequest, "invalid_tenant", "tenant must be lower-case letters, digits, - and _")
+		return "", false
+	}
+	return t, true
+}
+
+func (s *Server) search(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.tenant(w, r)
+	if !ok {
+		return
+	}
+	q := search.Query{Tenant: tenant, Text: r.URL.Query().Get("q")}
+	if k := r.URL.Query().Get("top_k"); k != "" {
+		n, err := strconv.Atoi(k)
+		if err != nil {
+			problem(w, http.StatusBadRequest, "invalid_query", "top_k must be a whole number")
+			return
+		}
+		q.TopK = n
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	resp, err := s.searcher.Search(ctx, q)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, resp)
+}
+
+func (s *Server) videos(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.tenant(w, r)
+	if !ok {
+		return
+	}
+	vs, err := s.store.Videos(r.Context(), tenant)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if vs == nil {
+		vs = []store.Video{}
+	}
+	reply(w, http.StatusOK, map[string]any{"videos": vs})
+}
+
+// videoStatus adds progress to a video for status polling.
+type videoStatus struct {
+	store.Video
+	Percent float64 `json:"percent"`
+}
+
+func (s *Server) video(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.tenant(w, r)
+	if !ok {
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		problem(w, http.StatusBadRequest, "invalid_id", "video id must be a positive whole number")
+		return
+	}
+	v, err := s.store.Video(r.Context(), tenant, id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	st := videoStatus{Video: v}
+	if v.Status == store.StatusReady {
+		st.Percent = 100
+	} else if v.FramesTotal > 0 {
+		st.Percent = min(100, float64(v.FramesDone)*100/float64(v.FramesTotal))
+	}
+	reply(w, http.StatusOK, st)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Pool().Ping(ctx); err != nil {
+		w.Header().Set("Retry-After", "5")
+		problem(w, http.StatusServiceUnavailable, "database_unavailable", "PostgreSQL is not answering")
+		return
+	}
+	reply(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// fail maps an error to a problem response; unexpected errors are logged, not shown.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, search.ErrInvalid):
+		problem(w, http.StatusBadRequest, "invalid_query", err.Error())
+	case errors.Is(err, store.ErrNotFound):
+		problem(w, http.StatusNotFound, "not_found", "no such video")
+	case errors.Is(err, context.DeadlineExceeded):
+		problem(w, http.StatusServiceUnavailable, "timeout", "the query took too long")
+	default:
+		s.log.Error("request failed", "err", err)
+		w.Header().Set("Retry-After", "5")
+		problem(w, http.StatusServiceUnavailable, "unavailable", "the database is not answering; try again shortly")
+	}
+}
+
+func reply(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body)
+}
+
+// problem writes an RFC 9457 problem document with a stable machine-readable code.
+func problem(w http.ResponseWriter, status int, code, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"type": "https://vigil.dev/problems/" + code, "title": http.StatusText(status),
+		"status": status, "code": code, "detail": detail,
+	})
+}
