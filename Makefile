@@ -1,7 +1,7 @@
 # vigil's build, run and test entry points. The README's two commands run deploy/setup.sh first,
 # which installs everything these targets need.
 SHELL := /bin/bash
-export PATH := /usr/local/go/bin:$(PATH)
+export PATH := $(CURDIR)/.deps/go/bin:/usr/local/go/bin:$(PATH)
 # Models and demo clips live beside the checkout, never in it.
 export VIGIL_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 
