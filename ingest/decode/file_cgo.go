@@ -12,6 +12,8 @@ package decode
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 
+#include "convert.h"
+
 // Error codes Go compares against; cgo cannot evaluate the FFERRTAG macros itself.
 enum {
 	VD_EOF = AVERROR_EOF,
@@ -38,10 +40,7 @@ typedef struct {
 	int flushing;
 	int failed;
 	int64_t corrupt;
-	struct SwsContext *sws;
-	int sws_w, sws_h, sws_fmt, sws_cs, sws_range;
-	uint8_t *bgr[4];
-	int bgr_linesize[4];
+	vd_conv conv;
 	char msg[256];
 } vd_file;
 
@@ -70,8 +69,7 @@ static void vd_log_init(void) {
 static void vd_free(vd_file *f) {
 	if (!f)
 		return;
-	sws_freeContext(f->sws);
-	av_freep(&f->bgr[0]);
+	vd_conv_free(&f->conv);
 	av_frame_free(&f->frame);
 	av_packet_free(&f->pkt);
 	avcodec_free_context(&f->dec);
@@ -235,43 +233,6 @@ static int vd_pts_ns(vd_file *f, int64_t *ns) {
 	return *ns != AV_NOPTS_VALUE;
 }
 
-// vd_scale converts f->frame into f->bgr, recreating the converter only when the picture's size or
-// colour description changes.
-static int vd_scale(vd_file *f) {
-	AVFrame *fr = f->frame;
-	if (!f->sws || fr->width != f->sws_w || fr->height != f->sws_h || fr->format != f->sws_fmt ||
-	    fr->colorspace != f->sws_cs || fr->color_range != f->sws_range) {
-		sws_freeContext(f->sws);
-		f->sws = NULL;
-		av_freep(&f->bgr[0]);
-		f->sws = sws_getContext(fr->width, fr->height, fr->format, fr->width, fr->height,
-		                        AV_PIX_FMT_BGR24, SWS_BILINEAR, NULL, NULL, NULL);
-		if (!f->sws)
-			return AVERROR(EINVAL);
-		// Follow the stream's own matrix and range, as the ffmpeg command line does, so that colours
-		// match what people see in players.
-		int *inv, *table, src_range, dst_range, brightness, contrast, saturation;
-		sws_getColorspaceDetails(f->sws, &inv, &src_range, &table, &dst_range, &brightness, &contrast,
-		                         &saturation);
-		const int *src = inv;
-		if (fr->colorspace != AVCOL_SPC_UNSPECIFIED)
-			src = sws_getCoefficients(fr->colorspace);
-		if (fr->color_range != AVCOL_RANGE_UNSPECIFIED)
-			src_range = fr->color_range == AVCOL_RANGE_JPEG;
-		sws_setColorspaceDetails(f->sws, src, src_range, table, dst_range, brightness, contrast, saturation);
-		int ret = av_image_alloc(f->bgr, f->bgr_linesize, fr->width, fr->height, AV_PIX_FMT_BGR24, 32);
-		if (ret < 0)
-			return ret;
-		f->sws_w = fr->width;
-		f->sws_h = fr->height;
-		f->sws_fmt = fr->format;
-		f->sws_cs = fr->colorspace;
-		f->sws_range = fr->color_range;
-	}
-	int h = sws_scale(f->sws, (const uint8_t *const *)fr->data, fr->linesize, 0, fr->height, f->bgr,
-	                  f->bgr_linesize);
-	return h == fr->height ? 0 : AVERROR(EINVAL);
-}
 */
 import "C"
 
@@ -311,13 +272,16 @@ type File struct {
 
 	seq, decoded int64
 	last         time.Duration
-	// Sampling grid: frames are due at anchor + ticks/FPS.
-	anchor, next, interval time.Duration
-	ticks                  int64
-	err                    error
+	sample       sampler
+	err          error
 }
 
 var logOnce sync.Once
+
+// quietLibav takes over libav's log for the process, once: every failure reaches callers as an
+// error, and libav's own stderr lines would bypass the service's logger and flood it on damaged
+// input.
+func quietLibav() { logOnce.Do(func() { C.vd_log_init() }) }
 
 // OpenFile opens a video file and prepares its best video stream for decoding.
 func OpenFile(path string, opts Options) (*File, error) {
@@ -336,9 +300,7 @@ func OpenFile(path string, opts Options) (*File, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("decode %s: open: not a regular file", path)
 	}
-	// Every failure reaches the caller as an error; libav's own stderr lines would bypass the
-	// service's logger and flood it on damaged files.
-	logOnce.Do(func() { C.vd_log_init() })
+	quietLibav()
 
 	c := C.vd_alloc()
 	if c == nil {
@@ -352,9 +314,7 @@ func OpenFile(path string, opts Options) (*File, error) {
 	if !f.info.Created.IsZero() {
 		f.origin = f.info.Created
 	}
-	if opts.FPS > 0 {
-		f.interval = seconds(1 / opts.FPS)
-	}
+	f.sample = newSampler(opts.FPS)
 	return f, nil
 }
 
@@ -479,7 +439,7 @@ func (f *File) Next() (ingest.Frame, error) {
 		}
 		f.decoded++
 		pts := f.pts()
-		if !f.due(pts) {
+		if !f.sample.due(pts) {
 			continue
 		}
 		fr, err := f.frame(pts)
@@ -532,46 +492,12 @@ func (f *File) pts() time.Duration {
 	return pts
 }
 
-// due reports whether the frame at pts is passed on at Options.FPS.
-func (f *File) due(pts time.Duration) bool {
-	if f.opts.FPS == 0 {
-		return true
-	}
-	if f.seq > 0 && pts < f.next {
-		return false
-	}
-	if f.seq == 0 || pts-f.next >= f.interval {
-		// Restart the grid here after a jump in stream time, rather than catch up in a burst.
-		f.anchor, f.ticks = pts, 0
-	}
-	f.ticks++
-	f.next = f.anchor + seconds(float64(f.ticks)/f.opts.FPS)
-	if f.next < f.anchor { // past the end of time: nothing else is due
-		f.next = math.MaxInt64
-	}
-	return true
-}
-
-// seconds converts without the wrap-around of an out-of-range float conversion.
-func seconds(s float64) time.Duration {
-	if ns := s * float64(time.Second); ns < math.MaxInt64 {
-		return time.Duration(ns)
-	}
-	return math.MaxInt64
-}
-
 func (f *File) frame(pts time.Duration) (ingest.Frame, error) {
-	if rc := C.vd_scale(f.c); rc < 0 {
+	if rc := C.vd_conv_scale(&f.c.conv, f.c.frame); rc < 0 {
 		return ingest.Frame{}, fmt.Errorf("decode %s: convert frame %d (%s, %dx%d) to BGR: %w", f.path, f.decoded,
 			C.GoString(C.av_get_pix_fmt_name(int32(f.c.frame.format))), f.c.frame.width, f.c.frame.height, f.avError(rc))
 	}
-	w, h := int(f.c.sws_w), int(f.c.sws_h)
-	row, stride := w*3, int(f.c.bgr_linesize[0])
-	src := unsafe.Slice((*byte)(unsafe.Pointer(f.c.bgr[0])), stride*(h-1)+row)
-	bgr := make([]byte, row*h)
-	for y := range h {
-		copy(bgr[y*row:(y+1)*row], src[y*stride:])
-	}
+	w, h, bgr := packBGR(&f.c.conv)
 	fr := ingest.Frame{Seq: f.seq, Width: w, Height: h, BGR: bgr, PTS: pts, Wall: f.origin.Add(pts)}
 	f.seq++
 	return fr, nil
