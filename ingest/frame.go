@@ -17,3 +17,15 @@ type Frame struct {
 	// Wall is the wall-clock time at which the frame was captured.
 	Wall time.Time
 }
+
+// Handler receives what one attempt at a source produces. Its methods are called from one
+// goroutine.
+type Handler interface {
+	// Streaming is called once per attempt, when its first frame has been decoded.
+	Streaming()
+	// Frame hands a decoded frame on; a live camera's handler must not block, a replay's may.
+	Frame(f Frame)
+	// AccessUnit is called after each access unit has gone through the decoder and its frames
+	// through Frame, so that a paced replay can send the next one.
+	AccessUnit()
+}

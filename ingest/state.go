@@ -24,8 +24,8 @@ type State struct {
 	Since time.Time `json:"since"`
 	// LastError is why the last attempt ended; it never holds credentials.
 	LastError string `json:"last_error,omitempty"`
-	// FramesIn were decoded; FramesOut were passed to the pipeline; Dropped were due for the
-	// pipeline but replaced by a newer frame because it was busy.
+	// FramesIn came from the camera at the analysis rate; FramesOut were taken by the pipeline;
+	// Dropped were replaced by a newer frame before the busy pipeline took them.
 	FramesIn  int64 `json:"frames_in"`
 	FramesOut int64 `json:"frames_out"`
 	Dropped   int64 `json:"dropped"`
