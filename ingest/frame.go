@@ -6,7 +6,8 @@ import "time"
 
 // Frame is one decoded picture handed to the pipeline.
 type Frame struct {
-	// Seq numbers the frames passed on by one source, from 0, without gaps.
+	// Seq numbers the frames a source passed on, from 0; a live source's drops leave gaps, and the
+	// pipeline numbers what it reads again.
 	Seq int64
 	// Width and Height are the picture size in pixels.
 	Width, Height int

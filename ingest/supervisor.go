@@ -47,8 +47,6 @@ type Supervisor struct {
 	offset         time.Duration
 	lastPTS        time.Duration
 	lastWall       time.Time
-	// Owned by the reader.
-	seq int64
 }
 
 // NewSupervisor returns a supervisor for one camera; metrics may be shared by every camera.
@@ -114,15 +112,12 @@ func backoff(lo, hi time.Duration, failures int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// Next returns the newest frame, waiting for one; io.EOF once the supervisor has stopped. Frames
-// are numbered from 0 without gaps, whatever was dropped before them.
+// Next returns the newest frame, waiting for one; io.EOF once the supervisor has stopped.
 func (s *Supervisor) Next() (Frame, error) {
 	f, ok := <-s.out
 	if !ok {
 		return Frame{}, io.EOF
 	}
-	f.Seq = s.seq
-	s.seq++
 	s.update(func(st *State) { st.FramesOut++ })
 	s.metrics.out.WithLabelValues(s.cfg.Camera).Inc()
 	return f, nil

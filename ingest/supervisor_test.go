@@ -119,8 +119,8 @@ func TestSupervisorNewestFrameWins(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s.State()
-	if f.Seq != 0 || st.FramesIn != 100 || st.Dropped != 99 || st.FramesOut != 1 || st.Phase != ingest.Streaming {
-		t.Errorf("reader got seq %d; state %+v; want the newest frame renumbered 0, 99 dropped", f.Seq, st)
+	if f.Seq != 99 || st.FramesIn != 100 || st.Dropped != 99 || st.FramesOut != 1 || st.Phase != ingest.Streaming {
+		t.Errorf("reader got frame %d; state %+v; want the newest, 99 dropped", f.Seq, st)
 	}
 }
 

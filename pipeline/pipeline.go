@@ -95,7 +95,9 @@ func (p *Pipeline) Run(ctx context.Context, src Source, job Job) (Result, error)
 
 	g.Go(func() error {
 		defer close(frames)
-		for {
+		// Frames are numbered here, per run: stages work in parallel and segment restores this
+		// order, whatever numbering (or gaps from drops) the source had.
+		for seq := int64(0); ; seq++ {
 			start := time.Now()
 			f, err := src.Next()
 			if errors.Is(err, io.EOF) {
@@ -104,6 +106,7 @@ func (p *Pipeline) Run(ctx context.Context, src Source, job Job) (Result, error)
 			if err != nil {
 				return err
 			}
+			f.Seq = seq
 			p.observe("decode", start)
 			if err := send(ctx, frames, item{frame: f}); err != nil {
 				return err
