@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deploy/setup.sh installs everything vigil needs to build, run and test on Debian 12 or Ubuntu
-# 22.04+: build tools, OpenCV, libav, ffmpeg, PostgreSQL with pgvector, the ONNX Runtime library
-# and the Go modules. It only uses apt, npm and the Go module proxy, installs only what is
-# missing, and says what it installed. Run it as root or with sudo rights.
+# 22.04+: build tools, OpenCV, libav, ffmpeg, PostgreSQL with pgvector, VLC (a real RTSP server
+# for the tests), the ONNX Runtime library, Go and the Go modules. It only uses apt, npm and the
+# Go module proxy, installs only what is missing, and says what it installed. Run it as root or
+# with sudo rights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,8 @@ esac
 apt_install ca-certificates build-essential pkg-config git \
   libopencv-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg \
   postgresql postgresql-contrib
+# VLC's RTSP server is the third-party camera the tests read from.
+apt_install vlc-bin vlc-plugin-base
 command -v npm >/dev/null || apt_install npm
 
 # 2. pgvector for the newest installed PostgreSQL: the distribution's package where it has one,
