@@ -10,6 +10,7 @@ import (
 	"github.com/bluenviron/gortsplib/v4/pkg/format"
 
 	"github.com/vigilcam/vigil/ingest/rtsp"
+	"github.com/vigilcam/vigil/ingest/rtsp/rtsptest"
 )
 
 func newSource(t testing.TB, cfg rtsp.Config) *rtsp.Source {
@@ -24,7 +25,7 @@ func newSource(t testing.TB, cfg rtsp.Config) *rtsp.Source {
 // TestVLC reads a clip from VLC's RTSP server, which offers UDP only: the automatic transport
 // must get there, and the frames come at the analysis rate with times that only move forward.
 func TestVLC(t *testing.T) {
-	url := vlc(t, "car-detection.mp4")
+	url := rtsptest.VLC(t, "car-detection.mp4")
 	src := newSource(t, rtsp.Config{URL: url, FPS: 5})
 	c := newCollector()
 	if err := run(t, src, c, 8*time.Second); err != nil {
@@ -67,7 +68,7 @@ func TestBadPeers(t *testing.T) {
 	cases := []struct {
 		name, url, want string
 	}{
-		{"unreachable host", fmt.Sprintf("rtsp://127.0.0.1:%d/cam", freePort(t)), "connection refused"},
+		{"unreachable host", fmt.Sprintf("rtsp://127.0.0.1:%d/cam", rtsptest.FreePort(t)), "connection refused"},
 		{"wrong credentials", strings.Replace(locked, "rtsp://", "rtsp://admin:"+secret+"x@", 1), "wrong or missing credentials"},
 		{"no credentials", locked, "wrong or missing credentials"},
 		{"garbage", rawServer(t, func(string, string) string { return "\x00\xffHTTP/1.1 418 teapot\r\n\r\n<html>" }), "describe"},
@@ -77,7 +78,7 @@ func TestBadPeers(t *testing.T) {
 	if testing.Short() {
 		t.Log("skipping VLC's wrong path in -short mode")
 	} else {
-		cases = append(cases, struct{ name, url, want string }{"wrong path", strings.Replace(vlc(t, "dog.mp4"), "/cam", "/nope", 1), "no such stream"})
+		cases = append(cases, struct{ name, url, want string }{"wrong path", strings.Replace(rtsptest.VLC(t, "dog.mp4"), "/cam", "/nope", 1), "no such stream"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
