@@ -74,6 +74,10 @@ type Options struct {
 	// Window is how many access units a lossless replay writes ahead of its reader's
 	// acknowledgements. It defaults to 8.
 	Window int
+	// Name, when set, serves the replay at /replay/<Name> rather than at a random token, so that a
+	// simulated camera keeps its URL when its server is restarted. Letters, digits, - and _ only.
+	// It defaults to "".
+	Name string
 }
 
 // Info describes a replay's file and what is sent of it.

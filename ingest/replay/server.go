@@ -10,6 +10,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +37,9 @@ const (
 	// warnEvery spaces the warnings about packets dropped for slow readers of real-time replays.
 	warnEvery = 10 * time.Second
 )
+
+// namePattern is what Options.Name may be: one path segment that needs no escaping.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Config configures a Server.
 type Config struct {
@@ -123,6 +127,8 @@ func (s *Server) Open(path string, opts Options) (*Replay, error) {
 		return nil, fmt.Errorf("replay %s: %w: Window %d", path, ErrInvalidOption, opts.Window)
 	case opts.Loop && !opts.RealTime:
 		return nil, fmt.Errorf("replay %s: %w: Loop needs RealTime: a lossless replay ends", path, ErrInvalidOption)
+	case opts.Name != "" && !namePattern.MatchString(opts.Name):
+		return nil, fmt.Errorf("replay %s: %w: Name %q is not letters, digits, - and _", path, ErrInvalidOption, opts.Name)
 	case opts.Window == 0:
 		opts.Window = defaultWindow
 	}
@@ -196,6 +202,9 @@ func (s *Server) newReplay(path string, opts Options, src *media) (*Replay, erro
 	}
 	// 128 random bits: a replay's URL is its only access control.
 	r.path = pathPrefix + strings.ToLower(rand.Text())
+	if opts.Name != "" {
+		r.path = pathPrefix + opts.Name
+	}
 	// RFC 3550 §5.1: the first timestamp is random.
 	r.rtpBase = mrand.Uint32()
 	r.media = &description.Media{Type: description.MediaTypeVideo, Formats: []format.Format{forma}}
@@ -208,6 +217,10 @@ func (s *Server) newReplay(path string, opts Options, src *media) (*Replay, erro
 	if s.closed {
 		r.stream.Close()
 		return nil, fmt.Errorf("server: %w", ErrClosed)
+	}
+	if s.replays[r.path] != nil {
+		r.stream.Close()
+		return nil, fmt.Errorf("%w: Name %q is in use", ErrInvalidOption, opts.Name)
 	}
 	s.replays[r.path] = r
 	return r, nil

@@ -134,6 +134,8 @@ func (s *Source) run(ctx context.Context, h ingest.Handler) error {
 		lost.Unlock()
 	}
 	c.OnDecodeError = func(error) {} // counted through the decoder's view of damaged units
+	// Falling back from UDP to TCP is the automatic transport working, not news for the log.
+	c.OnTransportSwitch = func(error) {}
 	if err := c.Start2(); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -165,6 +167,7 @@ func (s *Source) run(ctx context.Context, h ingest.Handler) error {
 	var (
 		failed    error // set in the packet callback when the decoder gives up
 		streaming bool
+		lastWall  time.Time
 		clock     = float64(t.format.ClockRate())
 	)
 	emit := func(frames []ingest.Frame) {
@@ -173,6 +176,12 @@ func (s *Source) run(ctx context.Context, h ingest.Handler) error {
 				streaming = true
 				h.Streaming()
 			}
+			// The first sender report moves the clock from arrival time to the camera's own, which
+			// may be behind: hold it until the camera's clock catches up, never go back.
+			if f.Wall.Before(lastWall) {
+				f.Wall = lastWall
+			}
+			lastWall = f.Wall
 			h.Frame(f)
 		}
 	}
