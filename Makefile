@@ -8,7 +8,7 @@ export VIGIL_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 60m
 
-.PHONY: build run test lint clean
+.PHONY: build run test lint bench-cameras clean
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/vigil ./cmd/vigil
@@ -25,6 +25,11 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	go vet ./...
+
+# N simulated cameras through RTSP ingest and the motion gate: prints how many keep up, CPU per
+# camera and the decode cost against ffmpeg, all from one run.
+bench-cameras:
+	go test -run '^$$' -bench Cameras -benchtime 1x -timeout 30m ./ingest/rtsp/
 
 clean:
 	rm -rf bin
