@@ -8,9 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -32,6 +36,10 @@ type Config struct {
 	Pipeline Pipeline `yaml:"pipeline"`
 	Sink     Sink     `yaml:"sink"`
 	Index    Index    `yaml:"index"`
+	Uploads  Uploads  `yaml:"uploads"`
+	// Cameras are declared here besides those added through the API or `vigil cameras add`.
+	// It defaults to none.
+	Cameras []Camera `yaml:"cameras"`
 }
 
 // Log configures log/slog output on stderr.
@@ -184,6 +192,61 @@ type Index struct {
 	CommitTimeout time.Duration `yaml:"commit_timeout"`
 }
 
+// Uploads configures files uploaded through the API, kept under DataDir/uploads.
+type Uploads struct {
+	// MaxBytes is the largest file POST /api/v1/videos accepts; a larger one is refused with 413.
+	// It defaults to 2147483648 (2 GiB).
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Camera declares a camera of the configured tenant. The file owns the cameras it declares: the
+// API cannot change them, and one no longer listed is removed from the registry (its moments stay).
+type Camera struct {
+	// Name is unique among the tenant's cameras, 1 to 100 characters.
+	Name string `yaml:"name"`
+	// URL is the rtsp:// or rtsps:// stream URL; credentials may be given as its user info
+	// (rtsp://user:pass@host/path, percent-encoded). They are never shown.
+	URL string `yaml:"url"`
+	// AnalysisFPS overrides pipeline.analysis_fps for this camera; 0 does not. It defaults to 0.
+	AnalysisFPS float64 `yaml:"analysis_fps"`
+	// KeyframesOnly decodes only key frames, for cameras too many or too large to decode fully.
+	// It defaults to false.
+	KeyframesOnly bool `yaml:"keyframes_only"`
+	// Enabled watches the camera; false keeps it registered but unwatched. It defaults to true.
+	Enabled bool `yaml:"enabled"`
+}
+
+// cameraKeys are the YAML keys of a camera.
+var cameraKeys = map[string]bool{"name": true, "url": true, "analysis_fps": true, "keyframes_only": true, "enabled": true}
+
+// UnmarshalYAML decodes a camera over its defaults, since a list item otherwise starts from zero.
+// yaml.v3 does not pass KnownFields on to custom unmarshalers, so unknown keys are refused here.
+func (c *Camera) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			if k := n.Content[i]; !cameraKeys[k.Value] {
+				return fmt.Errorf("line %d: field %s not found in camera", k.Line, k.Value)
+			}
+		}
+	}
+	type plain Camera // without this method
+	cam := plain{Enabled: true}
+	if err := n.Decode(&cam); err != nil {
+		return err
+	}
+	*c = Camera(cam)
+	return nil
+}
+
+// String shows the camera with its URL's password redacted.
+func (c Camera) String() string {
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return fmt.Sprintf("camera %q (invalid url)", c.Name)
+	}
+	return fmt.Sprintf("camera %q %s", c.Name, u.Redacted())
+}
+
 // Default returns the built-in configuration.
 func Default() Config {
 	return Config{
@@ -205,8 +268,10 @@ func Default() Config {
 				Classes: append([]string(nil), SecurityClasses...)},
 			Moments: Moments{IdleGap: 3 * time.Second, MaxLength: 60 * time.Second},
 		},
-		Sink:  Sink{BatchSize: 256, BatchWait: 50 * time.Millisecond},
-		Index: Index{CommitTimeout: 2 * time.Minute},
+		Sink:    Sink{BatchSize: 256, BatchWait: 50 * time.Millisecond},
+		Index:   Index{CommitTimeout: 2 * time.Minute},
+		Uploads: Uploads{MaxBytes: 2 << 30},
+		Cameras: []Camera{},
 	}
 }
 
@@ -336,7 +401,53 @@ func (c Config) Validate() error {
 	if c.Index.CommitTimeout <= 0 {
 		bad("index.commit_timeout", "must be positive, got %s", c.Index.CommitTimeout)
 	}
+	if c.Uploads.MaxBytes < 1 {
+		bad("uploads.max_bytes", "must be at least 1, got %d", c.Uploads.MaxBytes)
+	}
+	names := map[string]bool{}
+	for i, cam := range c.Cameras {
+		field := fmt.Sprintf("cameras[%d]", i)
+		switch name := strings.TrimSpace(cam.Name); {
+		case name == "":
+			bad(field+".name", "must not be empty")
+		case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
+			bad(field+".name", "must be text without control characters")
+		case utf8.RuneCountInString(name) > 100:
+			bad(field+".name", "must be at most 100 characters")
+		case names[name]:
+			bad(field+".name", "%q is already the name of another camera", name)
+		default:
+			names[name] = true
+		}
+		if problem := streamURLProblem(cam.URL); problem != "" {
+			bad(field+".url", "%s", problem)
+		}
+		if fps := cam.AnalysisFPS; fps != 0 && !(fps > 0 && fps <= 60) {
+			bad(field+".analysis_fps", "must be in (0, 60], or 0 for pipeline.analysis_fps, got %g", fps)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// streamURLProblem says what is wrong with a camera's stream URL without quoting it, since it may
+// hold a password. The registry checks it again, and alone decides.
+func streamURLProblem(raw string) string {
+	const encode = "the user name and password must be percent-encoded (/ ? # @ as %2F %3F %23 %40)"
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return "must not be empty"
+	case err != nil:
+		return "is not a valid URL; " + encode
+	case u.Scheme != "rtsp" && u.Scheme != "rtsps":
+		return fmt.Sprintf("scheme must be rtsp or rtsps, got %q", u.Scheme)
+	case u.Opaque != "" || u.Hostname() == "":
+		return "must be rtsp://[user:password@]host[:port]/path"
+	case strings.Contains(u.Path+u.RawQuery+u.Fragment, "@") || u.User == nil && strings.Contains(raw, "@"):
+		// An @ after the host means the user info did not end where it seemed to.
+		return encode
+	}
+	return ""
 }
 
 func oneOf(s string, allowed ...string) bool {

@@ -1,6 +1,7 @@
 package configs_test
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -68,6 +69,7 @@ func TestLoadLayers(t *testing.T) {
 	t.Setenv("VIGIL_NATS_URL", "nats://bus:4222")
 	t.Setenv("VIGIL_PIPELINE_MOTION_ENABLED", "false")
 	t.Setenv("VIGIL_PIPELINE_DETECT_CLASSES", "person, car,")
+	t.Setenv("VIGIL_UPLOADS_MAX_BYTES", "5000000000")
 	cfg, err := configs.Load(file)
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +86,7 @@ func TestLoadLayers(t *testing.T) {
 		{"bool from env", cfg.Pipeline.Motion.Enabled, false},
 		{"untouched default", cfg.Sink.BatchSize, 256},
 		{"list from env", strings.Join(cfg.Pipeline.Detect.Classes, "|"), "person|car"},
+		{"int64 from env", cfg.Uploads.MaxBytes, int64(5000000000)},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
@@ -130,10 +133,72 @@ func FuzzParse(f *testing.F) {
 	f.Add(sample)
 	f.Add([]byte("tenant: [1, 2"))
 	f.Add([]byte("pipeline: {moments: {idle_gap: -3h}}"))
+	f.Add([]byte("cameras: [{name: a, url: 'rtsp://u:p@h/'}, {enabled: no}, 3, {bogus: 1}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg := configs.Default()
 		if configs.Parse(data, &cfg) == nil {
 			_ = cfg.Validate() // must not panic on whatever parsed
 		}
 	})
+}
+
+func TestCameras(t *testing.T) {
+	const secret = "s3cr3t-Pw"
+	cfg := configs.Default()
+	yml := `cameras:
+  - name: gate
+    url: rtsp://admin:` + secret + `@10.0.0.5:554/live
+    analysis_fps: 2
+  - name: yard
+    url: rtsps://10.0.0.6/live
+    keyframes_only: true
+    enabled: false
+`
+	if err := configs.Parse([]byte(yml), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := []configs.Camera{
+		{Name: "gate", URL: "rtsp://admin:" + secret + "@10.0.0.5:554/live", AnalysisFPS: 2, Enabled: true},
+		{Name: "yard", URL: "rtsps://10.0.0.6/live", KeyframesOnly: true},
+	}
+	if !reflect.DeepEqual(cfg.Cameras, want) {
+		t.Errorf("cameras %v, want %v (enabled unless it says otherwise)", cfg.Cameras, want)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Error(err)
+	}
+	if s := fmt.Sprint(cfg.Cameras); strings.Contains(s, secret) || !strings.Contains(s, "admin:xxxxx@") {
+		t.Errorf("printed cameras: %s", s)
+	}
+	for _, name := range configs.EnvVars() {
+		if strings.HasPrefix(name, "VIGIL_CAMERAS") {
+			t.Errorf("cameras have no environment variable, got %s", name)
+		}
+	}
+
+	err := configs.Parse([]byte("cameras:\n  - name: a\n    fps: 2\n"), &cfg)
+	if err == nil || !strings.Contains(err.Error(), "fps") {
+		t.Errorf("unknown camera field accepted: %v", err)
+	}
+
+	cfg = configs.Default()
+	cfg.Cameras = []configs.Camera{
+		{Name: "", URL: "rtsp://h/a"},
+		{Name: "gate", URL: "http://admin:" + secret + "@h/"},
+		{Name: "gate", URL: "rtsp://admin:12/" + secret + "@h/"},
+		{Name: strings.Repeat("x", 101), URL: "rtsp:" + secret, AnalysisFPS: 61},
+	}
+	err = cfg.Validate()
+	if err == nil {
+		t.Fatal("invalid cameras validated")
+	}
+	for _, field := range []string{"cameras[0].name", "cameras[1].url", "cameras[2].name", "cameras[2].url",
+		"cameras[3].name", "cameras[3].url", "cameras[3].analysis_fps"} {
+		if !strings.Contains(err.Error(), field+":") {
+			t.Errorf("error does not mention %s: %v", field, err)
+		}
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("error shows a password: %v", err)
+	}
 }

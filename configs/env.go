@@ -13,7 +13,7 @@ var durationType = reflect.TypeOf(time.Duration(0))
 
 // EnvVars lists every environment variable that overrides a field, in field order: VIGIL_ plus
 // the field's YAML path in upper case with dots as underscores (database.url → VIGIL_DATABASE_URL).
-// A list is given comma-separated.
+// A list is given comma-separated; lists of structs (cameras) have no variable.
 func EnvVars() []string {
 	var names []string
 	walk(reflect.ValueOf(&Config{}).Elem(), "VIGIL", func(name string, _ reflect.Value) {
@@ -48,6 +48,11 @@ func walk(v reflect.Value, prefix string, leaf func(name string, field reflect.V
 			walk(f, name, leaf)
 			continue
 		}
+		if f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct {
+			// Lists of structs (cameras) do not fit in a variable: they are configured in YAML or,
+			// for cameras, through the API.
+			continue
+		}
 		leaf(name, f)
 	}
 }
@@ -64,12 +69,12 @@ func setField(f reflect.Value, raw string) error {
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(raw)
-	case reflect.Int:
-		n, err := strconv.Atoi(raw)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, f.Type().Bits())
 		if err != nil {
 			return errors.New("not an integer")
 		}
-		f.SetInt(int64(n))
+		f.SetInt(n)
 	case reflect.Float64:
 		x, err := strconv.ParseFloat(raw, 64)
 		if err != nil {

@@ -2,7 +2,7 @@
 //
 //	vigil [--config FILE] COMMAND [flags] [args]
 //
-// Commands: serve, index, search, migrate, doctor, version. Run "vigil COMMAND -h" for flags.
+// Commands: serve, index, search, cameras, migrate, doctor, version. Run "vigil COMMAND -h" for flags.
 package main
 
 import (
@@ -24,9 +24,10 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":   {"run the API, search page and sink; optionally index files or folders first", serve},
+	"serve":   {"run the API, search page, sink and index worker; optionally index files or folders", serve},
 	"index":   {"index video files and wait until their moments are searchable", index},
 	"search":  {"search moments in plain language", searchCmd},
+	"cameras": {"add, list or remove cameras", camerasCmd},
 	"migrate": {"apply database migrations", migrate},
 	"doctor":  {"check that everything vigil needs is present and working", doctor},
 	"version": {"print the version", func(context.Context, string, []string) error {
@@ -35,7 +36,7 @@ var commands = map[string]command{
 	}},
 }
 
-var order = []string{"serve", "index", "search", "migrate", "doctor", "version"}
+var order = []string{"serve", "index", "search", "cameras", "migrate", "doctor", "version"}
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: vigil [--config FILE] COMMAND [flags] [args]\n\ncommands:\n")

@@ -29,6 +29,16 @@ type Config struct {
 	Tenant string
 	// QueryTimeout bounds each search. It defaults to 2s.
 	QueryTimeout time.Duration
+	// Cameras reports the live state shown with each camera. It defaults to nil: no state shown.
+	Cameras CameraStates
+	// UploadDir is where POST /api/v1/videos keeps uploaded files, in a folder per tenant.
+	UploadDir string
+	// MaxUpload is the largest upload in bytes; a larger one is refused with 413. It defaults to
+	// 2 GiB.
+	MaxUpload int64
+	// Submitter queues uploaded files for indexing. Uploads are refused with 503 unless it and
+	// UploadDir are set.
+	Submitter Submitter
 }
 
 // Server serves the HTTP API.
@@ -45,10 +55,19 @@ func New(cfg Config, st *store.Store, gatherer prometheus.Gatherer, log *slog.Lo
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = 2 * time.Second
 	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = 2 << 30
+	}
 	s := &Server{cfg: cfg, store: st, searcher: search.New(st.Pool()), log: log, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /api/v1/search", s.search)
 	s.mux.HandleFunc("GET /api/v1/videos", s.videos)
 	s.mux.HandleFunc("GET /api/v1/videos/{id}", s.video)
+	s.mux.HandleFunc("POST /api/v1/videos", s.upload)
+	s.mux.HandleFunc("POST /api/v1/cameras", s.addCamera)
+	s.mux.HandleFunc("GET /api/v1/cameras", s.cameras)
+	s.mux.HandleFunc("GET /api/v1/cameras/{id}", s.camera)
+	s.mux.HandleFunc("PATCH /api/v1/cameras/{id}", s.updateCamera)
+	s.mux.HandleFunc("DELETE /api/v1/cameras/{id}", s.deleteCamera)
 	s.mux.HandleFunc("GET /healthz", s.health)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

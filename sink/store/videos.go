@@ -85,6 +85,12 @@ func (s *Store) Progress(ctx context.Context, id, framesDone int64) error {
 	return s.update(ctx, id, "frames_done = $2", framesDone)
 }
 
+// Requeue moves a video whose job was interrupted back to queued, for the worker that takes the
+// job next.
+func (s *Store) Requeue(ctx context.Context, id int64) error {
+	return s.update(ctx, id, "processing_status = 'queued', frames_done = 0")
+}
+
 // Finish marks a video ready, or failed with the error's text when cause is not nil.
 func (s *Store) Finish(ctx context.Context, id int64, cause error) error {
 	if cause != nil {
