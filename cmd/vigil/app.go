@@ -173,7 +173,7 @@ func (a *app) startSink(ctx context.Context) error {
 	return nil
 }
 
-// indexer wires the detector, a pipeline publishing to the bus, and the store.
+// indexer wires the detector, a pipeline publishing to the bus, the job queue and the store.
 func (a *app) indexer() *jobs.Indexer {
 	p := a.cfg.Pipeline
 	pipe := pipeline.New(pipeline.Config{
@@ -185,11 +185,29 @@ func (a *app) indexer() *jobs.Indexer {
 		},
 		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength},
 	}, a.det, a.bus, pipeline.NewMetrics(a.reg), a.log)
-	return jobs.NewIndexer(jobs.Config{AnalysisFPS: p.AnalysisFPS, CommitTimeout: a.cfg.Index.CommitTimeout}, a.store, pipe, a.log)
+	return jobs.NewIndexer(jobs.Config{AnalysisFPS: p.AnalysisFPS, CommitTimeout: a.cfg.Index.CommitTimeout}, a.store, a.bus, pipe, a.log)
 }
 
-// openIndexing opens everything index jobs need, with a sink in this process so that indexing
-// works without any other vigil running.
+// startWorker runs an index worker in the background until the app closes. Every worker shares
+// the durable consumer "worker" on the job queue, so they split the jobs; a job cut short by the
+// close goes back to the queue.
+func (a *app) startWorker(ctx context.Context, ix *jobs.Indexer) error {
+	c, err := a.bus.Jobs(ctx, "worker", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- jobs.NewWorker(ix, c).Run(ctx) }()
+	a.closers = append(a.closers, func() error {
+		cancel()
+		return <-done
+	})
+	return nil
+}
+
+// openIndexing opens everything index jobs need, with a sink and a worker in this process so that
+// indexing works without any other vigil running.
 func (a *app) openIndexing(ctx context.Context) (*jobs.Indexer, error) {
 	if err := a.openStore(ctx); err != nil {
 		return nil, err
@@ -203,5 +221,9 @@ func (a *app) openIndexing(ctx context.Context) (*jobs.Indexer, error) {
 	if err := a.startSink(ctx); err != nil {
 		return nil, err
 	}
-	return a.indexer(), nil
+	ix := a.indexer()
+	if err := a.startWorker(ctx, ix); err != nil {
+		return nil, err
+	}
+	return ix, nil
 }

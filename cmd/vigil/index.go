@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/vigilcam/vigil/sink/jobs"
+	"github.com/vigilcam/vigil/sink/store"
 )
 
 func index(ctx context.Context, configPath string, args []string) error {
@@ -42,23 +43,36 @@ func index(ctx context.Context, configPath string, args []string) error {
 	}
 	failed := 0
 	for _, path := range fs.Args() {
-		p := newProgressLine(os.Stderr, filepath.Base(path))
-		out, err := ix.Index(ctx, *tenant, path, jobs.Options{Force: true, Progress: p.update})
-		p.clear()
-		if err != nil {
+		out, err := indexOne(ctx, ix, *tenant, path)
+		switch {
+		case ctx.Err() != nil:
+			fmt.Printf("%s: interrupted\n", path)
+			return errors.New("interrupted")
+		case err != nil:
 			failed++
 			fmt.Printf("%s: failed: %v\n", path, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
+		case out.Video.Status == store.StatusFailed:
+			failed++
+			fmt.Printf("%s: failed: %s\n", path, out.Video.Error)
+		default:
+			fmt.Printf("%s: ready, %d moments (video %d)\n", path, out.Moments, out.Video.ID)
 		}
-		fmt.Printf("%s: ready, %d moments (video %d)\n", path, out.Moments, out.Video.ID)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d files failed", failed, fs.NArg())
 	}
 	return nil
+}
+
+// indexOne submits a file as a job, the way an upload is, and waits for a worker to finish it.
+func indexOne(ctx context.Context, ix *jobs.Indexer, tenant, path string) (jobs.Outcome, error) {
+	v, err := ix.Submit(ctx, tenant, path, jobs.Options{Force: true})
+	if err != nil {
+		return jobs.Outcome{Video: v}, err
+	}
+	p := newProgressLine(os.Stderr, filepath.Base(path))
+	defer p.clear()
+	return ix.Wait(ctx, tenant, v.ID, p.update)
 }
 
 // progressLine shows a job's progress: one line redrawn in place on a terminal, a line per tenth

@@ -250,6 +250,34 @@ func TestCommandLineOnEmbeddedDefaults(t *testing.T) {
 		t.Errorf("videos: %+v", videos)
 	}
 
+	// A file uploaded to serve is indexed in the background by serve's own worker.
+	dog, err := os.ReadFile(sharedtest.Clip(t, "dog.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+c.api+"/api/v1/videos?name=dog.mp4", "video/mp4", bytes.NewReader(dog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	location := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusAccepted || location == "" {
+		t.Fatalf("upload: %d, Location %q", resp.StatusCode, location)
+	}
+	var upload struct {
+		Status  string
+		Percent float64
+	}
+	for deadline := time.Now().Add(3 * time.Minute); upload.Status != "ready" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		c.get(location, &upload)
+		if upload.Status == "failed" {
+			break
+		}
+	}
+	if upload.Status != "ready" || upload.Percent != 100 {
+		t.Errorf("uploaded dog.mp4 ended %+v, want ready at 100%%", upload)
+	}
+
 	// While serve owns the cluster and the NATS server, another process reaches them as external
 	// servers by URL, the way a second machine would.
 	url := fmt.Sprintf("postgres://vigil@/vigil?host=%s&port=5433&sslmode=disable", filepath.Join(c.dataDir, "pg", "run"))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigilcam/vigil/sink/api"
 	"github.com/vigilcam/vigil/sink/jobs"
+	"github.com/vigilcam/vigil/sink/store"
 )
 
 // stringList is a repeatable string flag.
@@ -50,14 +51,7 @@ func serve(ctx context.Context, configPath string, args []string) error {
 	if err != nil {
 		return err
 	}
-	var ix *jobs.Indexer
-	if len(files) > 0 {
-		ix, err = a.openIndexing(ctx)
-	} else if err = a.openStore(ctx); err == nil {
-		if err = a.openBus(ctx); err == nil {
-			err = a.startSink(ctx)
-		}
-	}
+	ix, err := a.openIndexing(ctx)
 	if err != nil {
 		return err
 	}
@@ -67,7 +61,12 @@ func serve(ctx context.Context, configPath string, args []string) error {
 		return fmt.Errorf("http: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Tenant: a.cfg.Tenant}, a.store, a.reg, a.log),
+		Handler: api.New(api.Config{
+			Tenant:    a.cfg.Tenant,
+			UploadDir: filepath.Join(a.cfg.DataDir, "uploads"),
+			MaxUpload: a.cfg.Uploads.MaxBytes,
+			Submitter: ix,
+		}, a.store, a.reg, a.log),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)
@@ -75,11 +74,9 @@ func serve(ctx context.Context, configPath string, args []string) error {
 	base := "http://" + ln.Addr().String()
 	a.log.Info("vigil is up", "search_page", base+"/", "search_api", base+"/api/v1/search?q=car",
 		"metrics", base+"/metrics", "nats", a.bus.ServerURL())
-	fmt.Printf("vigil is serving\n  search page: %s/\n  search API:  %s/api/v1/search?q=car\n", base, base)
+	fmt.Printf("vigil is serving\n  search page: %s/\n  search API:  %s/api/v1/search?q=car\n  uploads:     POST %s/api/v1/videos\n", base, base, base)
 
-	if ix != nil {
-		go indexAll(ctx, a, ix, *tenant, files)
-	}
+	go submitAll(ctx, a, ix, *tenant, files)
 	select {
 	case err = <-served:
 		return fmt.Errorf("http: %w", err)
@@ -94,29 +91,25 @@ func serve(ctx context.Context, configPath string, args []string) error {
 	return nil
 }
 
-// indexAll indexes files one after another, logging progress; a failed file does not stop the rest.
-func indexAll(ctx context.Context, a *app, ix *jobs.Indexer, tenant string, files []string) {
+// submitAll queues files for the worker, skipping those already indexed; a file that cannot be
+// queued does not stop the rest.
+func submitAll(ctx context.Context, a *app, ix *jobs.Indexer, tenant string, files []string) {
 	for _, f := range files {
 		log := a.log.With("file", f)
-		tenth := int64(-1)
-		out, err := ix.Index(ctx, tenant, f, jobs.Options{Progress: func(p jobs.Progress) {
-			if p.FramesTotal > 0 && p.FramesDone*10/p.FramesTotal > tenth {
-				tenth = p.FramesDone * 10 / p.FramesTotal
-				log.Info("indexing", "frames", p.FramesDone, "of", p.FramesTotal)
-			}
-		}})
+		v, err := ix.Submit(ctx, tenant, f, jobs.Options{})
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			log.Warn("indexing failed", "err", err)
-		case out.Skipped:
-			log.Info("already indexed", "video", out.Video.ID, "moments", out.Moments)
+			log.Warn("not queued for indexing", "err", err)
+		case v.Status == store.StatusReady:
+			log.Info("already indexed", "video", v.ID)
+		case v.Status == store.StatusFailed:
+			log.Warn("indexing failed", "video", v.ID, "err", v.Error)
 		default:
-			log.Info("indexed", "video", out.Video.ID, "moments", out.Moments)
+			log.Info("queued for indexing", "video", v.ID)
 		}
 	}
-	a.log.Info("all files indexed", "files", len(files))
 }
 
 // videoFiles expands folders to the video files in them, sorted; a missing path is an error.

@@ -1,6 +1,6 @@
 // Package bus owns vigil's NATS JetStream: the embedded server of a single machine or the
-// connection to an external cluster, the streams, the moment publisher with Nats-Msg-Id, and the
-// durable pull consumer the sink reads from.
+// connection to an external cluster, the streams, the moment publisher with Nats-Msg-Id, the
+// durable pull consumer the sink reads from, and the work queue of index jobs.
 package bus
 
 import (
@@ -89,6 +89,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("nats: stream %s: %w", MomentsStream, err), b.Close())
+	}
+	if err := b.createJobsStream(ctx, cfg.Replicas); err != nil {
+		return nil, errors.Join(err, b.Close())
 	}
 	return b, nil
 }

@@ -1,5 +1,6 @@
 // Package jobs owns index jobs: the life of an uploaded file's videos row from queued through
-// indexing to ready or failed, around one run of the pipeline over the file.
+// indexing to ready or failed. Submit records the row and enqueues the job on the bus; a Worker
+// takes jobs off the queue and runs the pipeline over each file.
 package jobs
 
 import (
@@ -15,18 +16,24 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/vigilcam/vigil/ingest"
 	"github.com/vigilcam/vigil/ingest/decode"
 	"github.com/vigilcam/vigil/pipeline"
+	"github.com/vigilcam/vigil/sink/bus"
 	"github.com/vigilcam/vigil/sink/store"
 )
 
-// Config configures an Indexer.
+// Config configures an Indexer and its workers.
 type Config struct {
 	// AnalysisFPS is how many frames per second are analysed. It defaults to 5.
 	AnalysisFPS float64
 	// CommitTimeout bounds the wait for the sink to commit a job's moments. It defaults to 2m.
 	CommitTimeout time.Duration
+	// RetryDelay is how long a job waits before redelivery when its outcome could not be
+	// recorded, or when the queue cannot be read. It defaults to 5s.
+	RetryDelay time.Duration
 }
 
 // Progress reports how far a job is.
@@ -34,83 +41,129 @@ type Progress struct {
 	FramesDone, FramesTotal int64
 }
 
-// Options adjusts one index job.
+// Options adjusts one submission.
 type Options struct {
-	// Force indexes a file again that is already ready; otherwise it is skipped.
+	// Force indexes a file again that is already ready; otherwise its row is returned as it is.
 	Force bool
-	// Progress, when set, is called as frames are analysed.
-	Progress func(Progress)
+	// Name is the video's name. It defaults to the file's base name.
+	Name string
+	// SHA256 is the file's content hash when the caller has it; Submit computes it otherwise.
+	SHA256 string
 }
 
-// Outcome says what an index job did.
+// Outcome says how an index job ended.
 type Outcome struct {
 	Video store.Video
-	// Moments is the number of moments the file has now.
+	// Moments is the number of moments the video has, once ready.
 	Moments int
-	// Skipped is true when the file was already indexed and Force was not set.
-	Skipped bool
 }
 
-// Indexer runs index jobs.
+// Queue carries index jobs to workers; *bus.Bus is one.
+type Queue interface {
+	PublishJob(ctx context.Context, job bus.Job) error
+}
+
+// Indexer submits index jobs and runs them for its workers.
 type Indexer struct {
 	cfg   Config
 	store *store.Store
+	queue Queue
 	pipe  *pipeline.Pipeline
 	log   *slog.Logger
 }
 
-// NewIndexer returns an indexer that records jobs in st and runs them through pipe.
-func NewIndexer(cfg Config, st *store.Store, pipe *pipeline.Pipeline, log *slog.Logger) *Indexer {
+// NewIndexer returns an indexer that records jobs in st, enqueues them on q and runs them
+// through pipe.
+func NewIndexer(cfg Config, st *store.Store, q Queue, pipe *pipeline.Pipeline, log *slog.Logger) *Indexer {
 	if cfg.AnalysisFPS <= 0 {
 		cfg.AnalysisFPS = 5
 	}
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 2 * time.Minute
 	}
-	return &Indexer{cfg: cfg, store: st, pipe: pipe, log: log}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = 5 * time.Second
+	}
+	return &Indexer{cfg: cfg, store: st, queue: q, pipe: pipe, log: log}
 }
 
-// Index indexes the file at path for tenant and returns when its moments are committed. The
-// videos row moves queued → indexing → ready, or to failed with the error, which Index also
-// returns. A file indexed before (same content, same tenant) keeps its row and its moment IDs, so
-// indexing it again adds nothing twice.
-func (ix *Indexer) Index(ctx context.Context, tenant, path string, opts Options) (Outcome, error) {
+// Submit records the file at path as queued for tenant and enqueues its index job. A file already
+// ready for the tenant (same content) is returned as it is unless opts.Force is set; a file known
+// by its content keeps its row and its moment IDs, so indexing it again adds nothing twice. A file
+// that cannot be read is recorded failed with the reason, and returned without error: the error
+// is reserved for what could not be recorded or enqueued.
+func (ix *Indexer) Submit(ctx context.Context, tenant, path string, opts Options) (store.Video, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		abs = path
 	}
-	sum, hashErr := fileSHA256(abs)
+	name := opts.Name
+	if name == "" {
+		name = filepath.Base(abs)
+	}
+	sum := opts.SHA256
+	var hashErr error
+	if sum == "" {
+		sum, hashErr = fileSHA256(abs)
+	}
 	if hashErr == nil && !opts.Force {
 		v, err := ix.store.VideoByContent(ctx, tenant, sum)
 		if err == nil && v.Status == store.StatusReady {
-			n, err := ix.store.CountVideoMoments(ctx, v.ID)
-			return Outcome{Video: v, Moments: n, Skipped: true}, err
+			return v, nil
 		}
 	}
-	v, err := ix.store.QueueUpload(ctx, tenant, abs, filepath.Base(abs), sum)
+	v, err := ix.store.QueueUpload(ctx, tenant, abs, name, sum)
 	if err != nil {
-		return Outcome{Video: v}, err
+		return v, err
 	}
-	log := ix.log.With("video", v.ID, "path", abs)
-	var moments []string
-	err = hashErr
-	if err == nil {
-		moments, err = ix.run(ctx, &v, opts.Progress, log)
+	if hashErr != nil {
+		return ix.fail(ctx, v, hashErr)
 	}
-	if errors.Is(err, context.Canceled) {
-		err = errors.New("indexing interrupted")
+	job := bus.Job{Tenant: tenant, VideoID: v.ID, Path: abs, Force: opts.Force, Submission: uuid.NewString()}
+	if err := ix.queue.PublishJob(ctx, job); err != nil {
+		err = fmt.Errorf("enqueue: %w", err)
+		failed, ferr := ix.fail(ctx, v, err)
+		return failed, errors.Join(err, ferr)
 	}
-	// The outcome is recorded even when ctx is cancelled: a row must not stay "indexing".
-	if ferr := ix.store.Finish(context.WithoutCancel(ctx), v.ID, err); ferr != nil {
-		return Outcome{Video: v}, errors.Join(err, ferr)
+	return v, nil
+}
+
+// fail records that v failed because of cause; it is recorded even when ctx is cancelled, so a
+// row does not stay queued with no job behind it.
+func (ix *Indexer) fail(ctx context.Context, v store.Video, cause error) (store.Video, error) {
+	if err := ix.store.Finish(context.WithoutCancel(ctx), v.ID, cause); err != nil {
+		return v, err
 	}
-	if err != nil {
-		log.Warn("indexing failed", "err", err)
-		v.Status, v.Error = store.StatusFailed, err.Error()
-		return Outcome{Video: v}, err
+	v.Status, v.Error = store.StatusFailed, cause.Error()
+	return v, nil
+}
+
+// Wait polls the tenant's video id until its job has ended, ready or failed, calling progress
+// (when set) with the frames done so far, and returns the outcome.
+func (ix *Indexer) Wait(ctx context.Context, tenant string, id int64, progress func(Progress)) (Outcome, error) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		v, err := ix.store.Video(ctx, tenant, id)
+		if err != nil {
+			return Outcome{Video: v}, fmt.Errorf("video %d: %w", id, err)
+		}
+		switch v.Status {
+		case store.StatusReady:
+			n, err := ix.store.CountVideoMoments(ctx, v.ID)
+			return Outcome{Video: v, Moments: n}, err
+		case store.StatusFailed:
+			return Outcome{Video: v}, nil
+		}
+		if progress != nil && v.FramesTotal > 0 {
+			progress(Progress{FramesDone: v.FramesDone, FramesTotal: v.FramesTotal})
+		}
+		select {
+		case <-ctx.Done():
+			return Outcome{Video: v}, ctx.Err()
+		case <-tick.C:
+		}
 	}
-	v.Status = store.StatusReady
-	return Outcome{Video: v, Moments: len(moments)}, nil
 }
 
 // run indexes v's file and returns the IDs of its moments, all committed.

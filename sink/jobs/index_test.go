@@ -2,24 +2,13 @@ package jobs_test
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/configs/sharedtest"
-	"github.com/vigilcam/vigil/pipeline"
-	"github.com/vigilcam/vigil/pipeline/detect"
-	"github.com/vigilcam/vigil/pipeline/motion"
-	"github.com/vigilcam/vigil/pipeline/onnx/onnxtest"
-	"github.com/vigilcam/vigil/pipeline/track"
-	"github.com/vigilcam/vigil/sink"
-	"github.com/vigilcam/vigil/sink/bus/bustest"
 	"github.com/vigilcam/vigil/sink/jobs"
+	"github.com/vigilcam/vigil/sink/jobs/jobstest"
 	"github.com/vigilcam/vigil/sink/search"
 	"github.com/vigilcam/vigil/sink/store"
 	"github.com/vigilcam/vigil/sink/store/storetest"
@@ -27,73 +16,29 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
-// system is the whole indexing path with real parts: PostgreSQL, JetStream, ONNX Runtime and the
-// shared YOLOv8n, wired as `vigil index` wires them, with the shipped defaults.
-type system struct {
-	ix    *jobs.Indexer
-	store *store.Store
-}
+// system is the whole indexing path with real parts and one worker, wired as `vigil index` wires
+// them.
+type system struct{ jobstest.System }
 
 func newSystem(t *testing.T) system {
 	t.Helper()
-	onnxtest.Init(t)
-	model := sharedtest.YOLO(t)
-	cfg := configs.Default()
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.Default()
-	}
-	st := storetest.Open(t)
-	b := bustest.Open(t)
-	det, err := detect.New(detect.Config{
-		Model: model, Sessions: 2, Threads: 1,
-		Confidence: float32(cfg.Pipeline.Detect.Confidence), IoU: float32(cfg.Pipeline.Detect.IoU),
-		Classes: cfg.Pipeline.Detect.Classes,
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { det.Close() })
-	reg := prometheus.NewRegistry()
-	ctx, cancel := context.WithCancel(context.Background())
-	consumer, err := b.Moments(ctx, "sink", 30*time.Second, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- sink.New(sink.Config{}, consumer, st, reg, log).Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sink: %v", err)
-		}
-	})
-	p := cfg.Pipeline
-	pipe := pipeline.New(pipeline.Config{
-		QueueSize: p.QueueSize, Gate: true,
-		Motion: motion.Config{Width: p.Motion.Width, History: p.Motion.History,
-			VarThreshold: p.Motion.VarThreshold, MinArea: p.Motion.MinArea, Warmup: p.Motion.Warmup},
-		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength},
-	}, det, b, pipeline.NewMetrics(reg), log)
-	ix := jobs.NewIndexer(jobs.Config{AnalysisFPS: p.AnalysisFPS, CommitTimeout: 30 * time.Second}, st, pipe, log)
-	return system{ix: ix, store: st}
+	s := jobstest.Start(t)
+	s.StartWorker(t, 0)
+	return system{s}
 }
 
 func (s system) index(t *testing.T, path string, force bool) jobs.Outcome {
 	t.Helper()
-	out, err := s.ix.Index(context.Background(), "default", path, jobs.Options{Force: force})
-	if err != nil {
-		t.Fatalf("index %s: %v", path, err)
-	}
+	out := s.Index(t, path, jobs.Options{Force: force})
 	if out.Video.Status != store.StatusReady {
-		t.Fatalf("index %s: status %q", path, out.Video.Status)
+		t.Fatalf("index %s: status %q (%s)", path, out.Video.Status, out.Video.Error)
 	}
 	return out
 }
 
 func (s system) search(t *testing.T, text string) []search.Result {
 	t.Helper()
-	resp, err := search.New(s.store.Pool()).Search(context.Background(), search.Query{Tenant: "default", Text: text, TopK: 20})
+	resp, err := search.New(s.Store.Pool()).Search(context.Background(), search.Query{Tenant: "default", Text: text, TopK: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,11 +88,12 @@ func TestIndexAndSearchRealClips(t *testing.T) {
 		t.Errorf("second indexing: video %d with %d moments, first was video %d with %d",
 			again.Video.ID, again.Moments, first.Video.ID, first.Moments)
 	}
-	if n, err := s.store.CountVideoMoments(context.Background(), first.Video.ID); err != nil || n != first.Moments {
+	if n, err := s.Store.CountVideoMoments(context.Background(), first.Video.ID); err != nil || n != first.Moments {
 		t.Errorf("after indexing twice the video has %d moments (%v), want %d", n, err, first.Moments)
 	}
-	if skipped, err := s.ix.Index(context.Background(), "default", cars, jobs.Options{}); err != nil || !skipped.Skipped {
-		t.Errorf("without Force a ready file should be skipped: %+v %v", skipped, err)
+	if v, err := s.Indexer.Submit(context.Background(), "default", cars, jobs.Options{}); err != nil ||
+		v.ID != first.Video.ID || v.Status != store.StatusReady {
+		t.Errorf("without Force a ready file should be returned as it is, not queued: %+v %v", v, err)
 	}
 
 	vtest := s.index(t, sharedtest.Clip(t, "vtest.avi"), true)
@@ -186,20 +132,20 @@ func TestIndexBadInputFails(t *testing.T) {
 		{"text file", write("notes.mp4", []byte("these are not the frames you are looking for\n")), "not a video"},
 		{"truncated video", write("truncated.mp4", cars[:len(cars)/2]), ""},
 	} {
-		out, err := s.ix.Index(context.Background(), "default", c.path, jobs.Options{Force: true})
-		if err == nil {
-			t.Errorf("%s: indexed without error", c.name)
+		v, err := s.Indexer.Submit(context.Background(), "default", c.path, jobs.Options{Force: true})
+		if err != nil {
+			t.Fatalf("%s: submit: %v", c.name, err)
+		}
+		out := s.Wait(t, v.ID)
+		if out.Video.Status != store.StatusFailed || out.Video.Error == "" {
+			t.Errorf("%s: %+v, want failed with a reason", c.name, out.Video)
 			continue
 		}
-		if c.want != "" && !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %q does not say %q", c.name, err, c.want)
+		if c.want != "" && !strings.Contains(out.Video.Error, c.want) {
+			t.Errorf("%s: reason %q does not say %q", c.name, out.Video.Error, c.want)
 		}
-		v, verr := s.store.Video(context.Background(), "default", out.Video.ID)
-		if verr != nil || v.Status != store.StatusFailed || v.Error != err.Error() {
-			t.Errorf("%s: row %+v (%v), want failed with %q", c.name, v, verr, err)
-		}
-		t.Logf("%s: %v", c.name, err)
+		t.Logf("%s: %s", c.name, out.Video.Error)
 	}
-	// The indexer keeps working after bad input.
+	// The worker keeps working after bad input.
 	s.index(t, sharedtest.Clip(t, "dog.mp4"), true)
 }
