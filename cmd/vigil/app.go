@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/vigilcam/vigil/configs"
+	"github.com/vigilcam/vigil/ingest"
+	"github.com/vigilcam/vigil/ingest/replay"
 	"github.com/vigilcam/vigil/pipeline"
 	"github.com/vigilcam/vigil/pipeline/detect"
 	"github.com/vigilcam/vigil/pipeline/motion"
@@ -33,6 +35,7 @@ type app struct {
 	store   *store.Store
 	bus     *bus.Bus
 	det     *detect.Detector
+	pipe    *pipeline.Pipeline
 	closers []func() error
 }
 
@@ -173,10 +176,14 @@ func (a *app) startSink(ctx context.Context) error {
 	return nil
 }
 
-// indexer wires the detector, a pipeline publishing to the bus, the job queue and the store.
-func (a *app) indexer() *jobs.Indexer {
+// pipeline wires the detector into a pipeline publishing to the bus; index jobs and cameras share
+// it, and so its detector sessions.
+func (a *app) pipeline() *pipeline.Pipeline {
+	if a.pipe != nil {
+		return a.pipe
+	}
 	p := a.cfg.Pipeline
-	pipe := pipeline.New(pipeline.Config{
+	a.pipe = pipeline.New(pipeline.Config{
 		QueueSize: p.QueueSize,
 		Gate:      p.Motion.Enabled,
 		Motion: motion.Config{
@@ -185,7 +192,18 @@ func (a *app) indexer() *jobs.Indexer {
 		},
 		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength},
 	}, a.det, a.bus, pipeline.NewMetrics(a.reg), a.log)
-	return jobs.NewIndexer(jobs.Config{AnalysisFPS: p.AnalysisFPS, CommitTimeout: a.cfg.Index.CommitTimeout}, a.store, a.bus, pipe, a.log)
+	return a.pipe
+}
+
+// indexer wires the pipeline, a replay server on loopback, the job queue and the store.
+func (a *app) indexer() (*jobs.Indexer, error) {
+	replays, err := replay.New(replay.Config{}, a.log)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, replays.Close)
+	return jobs.NewIndexer(jobs.Config{AnalysisFPS: a.cfg.Pipeline.AnalysisFPS, CommitTimeout: a.cfg.Index.CommitTimeout},
+		a.store, a.bus, replays, a.pipeline(), a.log), nil
 }
 
 // startWorker runs an index worker in the background until the app closes. Every worker shares
@@ -206,6 +224,30 @@ func (a *app) startWorker(ctx context.Context, ix *jobs.Indexer) error {
 	return nil
 }
 
+// startCameras declares the configured cameras in the registry and watches every enabled camera
+// of the registry until the app closes.
+func (a *app) startCameras(ctx context.Context) (*jobs.Cameras, error) {
+	specs := make([]store.CameraSpec, 0, len(a.cfg.Cameras))
+	for _, c := range a.cfg.Cameras {
+		specs = append(specs, store.CameraSpec{Name: c.Name, URL: c.URL, AnalysisFPS: c.AnalysisFPS,
+			KeyframesOnly: c.KeyframesOnly, Enabled: c.Enabled})
+	}
+	if err := a.store.SyncConfigCameras(ctx, a.cfg.Tenant, specs); err != nil {
+		return nil, fmt.Errorf("cameras in the configuration: %w", err)
+	}
+	cams := jobs.NewCameras(jobs.CamerasConfig{AnalysisFPS: a.cfg.Pipeline.AnalysisFPS}, a.store, a.pipeline(),
+		ingest.NewCameraMetrics(a.reg), a.log)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- cams.Run(ctx) }()
+	// Cameras stop, and their open moments are published, before the bus closes.
+	a.closers = append(a.closers, func() error {
+		cancel()
+		return <-done
+	})
+	return cams, nil
+}
+
 // openIndexing opens everything index jobs need, with a sink and a worker in this process so that
 // indexing works without any other vigil running.
 func (a *app) openIndexing(ctx context.Context) (*jobs.Indexer, error) {
@@ -221,7 +263,10 @@ func (a *app) openIndexing(ctx context.Context) (*jobs.Indexer, error) {
 	if err := a.startSink(ctx); err != nil {
 		return nil, err
 	}
-	ix := a.indexer()
+	ix, err := a.indexer()
+	if err != nil {
+		return nil, err
+	}
 	if err := a.startWorker(ctx, ix); err != nil {
 		return nil, err
 	}

@@ -55,6 +55,10 @@ func serve(ctx context.Context, configPath string, args []string) error {
 	if err != nil {
 		return err
 	}
+	cams, err := a.startCameras(ctx)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", a.cfg.HTTP.Addr)
 	if err != nil {
@@ -66,6 +70,7 @@ func serve(ctx context.Context, configPath string, args []string) error {
 			UploadDir: filepath.Join(a.cfg.DataDir, "uploads"),
 			MaxUpload: a.cfg.Uploads.MaxBytes,
 			Submitter: ix,
+			Cameras:   cams,
 		}, a.store, a.reg, a.log),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

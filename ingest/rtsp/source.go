@@ -189,27 +189,28 @@ func (s *Source) run(ctx context.Context, h ingest.Handler) error {
 		if failed != nil {
 			return
 		}
-		ticks, ok := c.PacketPTS2(t.media, pkt)
-		if !ok {
-			return
-		}
+		// Timing starts at the first packet of a random access unit; what comes before cannot be
+		// decoded anyway, but still counts as an access unit for a paced replay.
+		ticks, timed := c.PacketPTS2(t.media, pkt)
 		au, err := rtpDec.decode(pkt)
 		if err != nil || au == nil {
 			return // more packets needed, or a damaged one: the depacketizer resyncs by itself
 		}
-		// RTCP sender reports give the camera's own clock; until the first arrives, arrival time.
-		wall, ok := c.PacketNTP(t.media, pkt)
-		if !ok {
-			wall = time.Now()
+		if timed {
+			// RTCP sender reports give the camera's own clock; until the first arrives, arrival time.
+			wall, ok := c.PacketNTP(t.media, pkt)
+			if !ok {
+				wall = time.Now()
+			}
+			frames, err := dec.Decode(au, time.Duration(float64(ticks)/clock*float64(time.Second)), wall)
+			s.record(dec, &lost.Mutex, &lost.n)
+			emit(frames)
+			if err != nil {
+				failed = err
+				go c.Close()
+			}
 		}
-		frames, err := dec.Decode(au, time.Duration(float64(ticks)/clock*float64(time.Second)), wall)
-		s.record(dec, &lost.Mutex, &lost.n)
-		emit(frames)
 		h.AccessUnit()
-		if err != nil {
-			failed = err
-			go c.Close()
-		}
 	})
 	if _, err := c.Play(nil); err != nil {
 		return fmt.Errorf("play: %w", explain(err))

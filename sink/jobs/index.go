@@ -18,8 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/vigilcam/vigil/ingest"
-	"github.com/vigilcam/vigil/ingest/decode"
+	"github.com/vigilcam/vigil/ingest/replay"
 	"github.com/vigilcam/vigil/pipeline"
 	"github.com/vigilcam/vigil/sink/bus"
 	"github.com/vigilcam/vigil/sink/store"
@@ -65,16 +64,18 @@ type Queue interface {
 
 // Indexer submits index jobs and runs them for its workers.
 type Indexer struct {
-	cfg   Config
-	store *store.Store
-	queue Queue
-	pipe  *pipeline.Pipeline
-	log   *slog.Logger
+	cfg     Config
+	store   *store.Store
+	queue   Queue
+	replays *replay.Server
+	pipe    *pipeline.Pipeline
+	log     *slog.Logger
 }
 
-// NewIndexer returns an indexer that records jobs in st, enqueues them on q and runs them
+// NewIndexer returns an indexer that records jobs in st and enqueues them on q. It runs a job by
+// replaying the file from replays and reading it back over RTSP, exactly as a camera is read,
 // through pipe.
-func NewIndexer(cfg Config, st *store.Store, q Queue, pipe *pipeline.Pipeline, log *slog.Logger) *Indexer {
+func NewIndexer(cfg Config, st *store.Store, q Queue, replays *replay.Server, pipe *pipeline.Pipeline, log *slog.Logger) *Indexer {
 	if cfg.AnalysisFPS <= 0 {
 		cfg.AnalysisFPS = 5
 	}
@@ -84,7 +85,7 @@ func NewIndexer(cfg Config, st *store.Store, q Queue, pipe *pipeline.Pipeline, l
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = 5 * time.Second
 	}
-	return &Indexer{cfg: cfg, store: st, queue: q, pipe: pipe, log: log}
+	return &Indexer{cfg: cfg, store: st, queue: q, replays: replays, pipe: pipe, log: log}
 }
 
 // Submit records the file at path as queued for tenant and enqueues its index job. A file already
@@ -168,12 +169,12 @@ func (ix *Indexer) Wait(ctx context.Context, tenant string, id int64, progress f
 
 // run indexes v's file and returns the IDs of its moments, all committed.
 func (ix *Indexer) run(ctx context.Context, v *store.Video, progress func(Progress), log *slog.Logger) ([]string, error) {
-	f, err := decode.OpenFile(v.Path, decode.Options{FPS: ix.cfg.AnalysisFPS})
+	rep, err := ix.replays.Open(v.Path, replay.Options{})
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	info := f.Info()
+	defer rep.Close()
+	info := rep.Info()
 	// Moment times hang off one instant per video, kept from its first indexing, so the same file
 	// gives the same moment IDs every time.
 	epoch := info.Created
@@ -186,12 +187,17 @@ func (ix *Indexer) run(ctx context.Context, v *store.Video, progress func(Progre
 		return nil, err
 	}
 	v.FramesTotal = info.Frames
-	log.Info("indexing", "codec", info.Codec, "size", fmt.Sprintf("%dx%d", info.Width, info.Height),
-		"frames", info.Frames, "duration", info.Duration)
+	log.Info("indexing", "codec", info.Source, "sent_as", info.Codec, "transcoded", info.Transcoded,
+		"size", fmt.Sprintf("%dx%d", info.Width, info.Height), "frames", info.Frames, "duration", info.Duration)
+	src, err := readReplay(ctx, rep, ix.cfg.AnalysisFPS, epoch)
+	if err != nil {
+		return nil, err
+	}
+	defer src.close()
 
 	var lastSaved time.Time
 	started := time.Now()
-	res, err := ix.pipe.Run(ctx, stamped{f, epoch}, pipeline.Job{
+	res, err := ix.pipe.Run(ctx, src, pipeline.Job{
 		Tenant: v.Tenant, VideoID: v.ID, Source: v.Name,
 		Key: []byte("video/" + strconv.FormatInt(v.ID, 10)),
 		Progress: func(pts time.Duration) {
@@ -242,18 +248,6 @@ func (ix *Indexer) awaitCommit(ctx context.Context, ids []string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// stamped gives a file's frames wall-clock times from the video's epoch.
-type stamped struct {
-	src   *decode.File
-	epoch time.Time
-}
-
-func (s stamped) Next() (ingest.Frame, error) {
-	f, err := s.src.Next()
-	f.Wall = s.epoch.Add(f.PTS)
-	return f, err
 }
 
 func fileSHA256(path string) (string, error) {

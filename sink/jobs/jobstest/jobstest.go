@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/configs/sharedtest"
+	"github.com/vigilcam/vigil/ingest/replay"
 	"github.com/vigilcam/vigil/pipeline"
 	"github.com/vigilcam/vigil/pipeline/detect"
 	"github.com/vigilcam/vigil/pipeline/motion"
@@ -30,9 +31,10 @@ import (
 // System is one indexing path; its parts end with the test. The test binary's TestMain must run
 // storetest.Main.
 type System struct {
-	Indexer *jobs.Indexer
-	Store   *store.Store
-	Bus     *bus.Bus
+	Indexer  *jobs.Indexer
+	Store    *store.Store
+	Bus      *bus.Bus
+	Pipeline *pipeline.Pipeline
 }
 
 // Start wires a system and runs its sink. It starts no worker: see StartWorker. It skips the test,
@@ -79,8 +81,13 @@ func Start(t testing.TB) System {
 			VarThreshold: p.Motion.VarThreshold, MinArea: p.Motion.MinArea, Warmup: p.Motion.Warmup},
 		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength},
 	}, det, b, pipeline.NewMetrics(reg), log)
-	ix := jobs.NewIndexer(jobs.Config{AnalysisFPS: p.AnalysisFPS, CommitTimeout: 30 * time.Second}, st, b, pipe, log)
-	return System{Indexer: ix, Store: st, Bus: b}
+	replays, err := replay.New(replay.Config{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { replays.Close() })
+	ix := jobs.NewIndexer(jobs.Config{AnalysisFPS: p.AnalysisFPS, CommitTimeout: 30 * time.Second}, st, b, replays, pipe, log)
+	return System{Indexer: ix, Store: st, Bus: b, Pipeline: pipe}
 }
 
 // StartWorker runs a worker on the durable consumer "worker" with the given ack wait until stop

@@ -1,0 +1,117 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilcam/vigil/ingest"
+	"github.com/vigilcam/vigil/ingest/rtsp/rtsptest"
+	"github.com/vigilcam/vigil/sink/jobs"
+	"github.com/vigilcam/vigil/sink/jobs/jobstest"
+	"github.com/vigilcam/vigil/sink/search"
+	"github.com/vigilcam/vigil/sink/store"
+)
+
+// eventually polls cond every 100 ms until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestCamerasFollowTheRegistry watches a real RTSP camera (VLC serving traffic footage) as it is
+// added, disabled, enabled and removed in the registry, and finds its moments by searching.
+func TestCamerasFollowTheRegistry(t *testing.T) {
+	sys := jobstest.Start(t)
+	url := rtsptest.VLC(t, "cars.mp4")
+	log := slog.New(slog.DiscardHandler)
+	cams := jobs.NewCameras(jobs.CamerasConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second},
+		sys.Store, sys.Pipeline, ingest.NewCameraMetrics(prometheus.NewRegistry()), log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cams.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	bg := context.Background()
+	gate, err := sys.Store.AddCamera(bg, "default", store.CameraSpec{Name: "gate", URL: url, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := sys.Store.AddCamera(bg, "default", store.CameraSpec{
+		Name: "dead", URL: fmt.Sprintf("rtsp://admin:s3cret@127.0.0.1:%d/cam", rtsptest.FreePort(t)), Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "camera gate did not stream", func() bool {
+		st, ok := cams.CameraState(gate.ID)
+		return ok && st.Phase == ingest.Streaming && st.FramesOut >= 15
+	})
+	eventually(t, 10*time.Second, "camera dead is not backing off", func() bool {
+		st, ok := cams.CameraState(dead.ID)
+		return ok && st.Reconnects >= 2 && strings.Contains(st.LastError, "connection refused")
+	})
+	st, _ := cams.CameraState(dead.ID)
+	if strings.Contains(st.LastError, "s3cret") {
+		t.Errorf("camera state shows the password: %q", st.LastError)
+	}
+	live, _ := cams.CameraState(gate.ID)
+	t.Logf("gate: %+v\ndead: %+v", live, st)
+
+	// Disabled: the supervisor stops, the pipeline drains and the open moment is published.
+	off := false
+	if _, err := sys.Store.UpdateCamera(bg, "default", gate.ID, store.CameraPatch{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "camera gate still watched after it was disabled", func() bool {
+		_, ok := cams.CameraState(gate.ID)
+		return !ok
+	})
+	eventually(t, 30*time.Second, "no moment with a car from camera gate", func() bool {
+		resp, err := search.New(sys.Store.Pool()).Search(bg, search.Query{Tenant: "default", Text: "car", TopK: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.Results {
+			if r.VideoID == gate.ID && r.Objects["car"] > 0 && r.Source == "gate" {
+				t.Logf("moment from camera gate: %.1f-%.1f s %q %v", r.StartS, r.EndS, r.Caption, r.Objects)
+				return true
+			}
+		}
+		return false
+	})
+
+	// Enabled again, then removed.
+	on := true
+	if _, err := sys.Store.UpdateCamera(bg, "default", gate.ID, store.CameraPatch{Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "camera gate not watched again after it was enabled", func() bool {
+		_, ok := cams.CameraState(gate.ID)
+		return ok
+	})
+	for _, id := range []int64{gate.ID, dead.ID} {
+		if err := sys.Store.DeleteCamera(bg, "default", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "cameras still watched after they were removed", func() bool {
+		_, a := cams.CameraState(gate.ID)
+		_, b := cams.CameraState(dead.ID)
+		return !a && !b
+	})
+}
