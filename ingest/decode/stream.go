@@ -1,3 +1,8 @@
+// Package decode owns decoding video: H.264 and H.265 access units, as RTSP delivers them,
+// through FFmpeg's libavcodec via cgo, into packed BGR frames at the rate the pipeline analyses
+// them. Files never come here directly: they are replayed over RTSP like a camera.
+//
+// Without cgo the package still builds, and NewStream returns ErrNoCgo.
 package decode
 
 import (

@@ -22,6 +22,12 @@ typedef struct {
 	vd_conv conv;
 } vs_stream;
 
+// vs_quiet keeps libav's own lines off stderr: every failure reaches the caller as an error, and
+// a damaged stream would otherwise flood the service's log around its logger.
+static void vs_quiet(void) {
+	av_log_set_level(AV_LOG_QUIET);
+}
+
 static void vs_free(vs_stream *s) {
 	if (!s)
 		return;
@@ -92,11 +98,14 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"sync"
 	"time"
 	"unsafe"
 
 	"github.com/vigilcam/vigil/ingest"
 )
+
+var quiet sync.Once
 
 // Stream decodes the access units of one H.264 or H.265 stream, as an RTSP source receives them.
 // It is not safe for concurrent use.
@@ -134,10 +143,10 @@ func NewStream(codec Codec, params [][]byte, opts StreamOptions) (*Stream, error
 	default:
 		return nil, fmt.Errorf("decode %q stream: %w", codec, ErrUnsupportedCodec)
 	}
-	quietLibav()
+	quiet.Do(func() { C.vs_quiet() })
 	s := &Stream{codec: codec, opts: opts, sample: newSampler(opts.FPS), walls: map[time.Duration]time.Time{}}
 	if rc := C.vs_open(&s.c, id); rc < 0 {
-		return nil, fmt.Errorf("decode %s stream: open decoder: %w", codec, &avError{code: rc})
+		return nil, fmt.Errorf("decode %s stream: open decoder: %w", codec, avError(rc))
 	}
 	s.params = nonEmpty(params)
 	return s, nil
@@ -175,7 +184,7 @@ func (s *Stream) Decode(au [][]byte, pts time.Duration, wall time.Time) ([]inges
 		s.corrupt++
 		s.fails++
 		if s.fails >= maxFails {
-			return nil, fmt.Errorf("decode %s stream: %d access units in a row refused: %w", s.codec, s.fails, &avError{code: rc})
+			return nil, fmt.Errorf("decode %s stream: %d access units in a row refused: %w", s.codec, s.fails, avError(rc))
 		}
 		return nil, nil
 	}
@@ -190,7 +199,7 @@ func (s *Stream) Flush() ([]ingest.Frame, error) {
 		return nil, nil
 	}
 	if rc := C.vs_send(s.c, nil, 0, 0); rc < 0 && rc != C.VS_EOF {
-		return nil, fmt.Errorf("decode %s stream: flush: %w", s.codec, &avError{code: rc})
+		return nil, fmt.Errorf("decode %s stream: flush: %w", s.codec, avError(rc))
 	}
 	frames, err := s.receive()
 	C.avcodec_flush_buffers(s.c.dec)
@@ -209,7 +218,7 @@ func (s *Stream) receive() ([]ingest.Frame, error) {
 			return frames, nil
 		}
 		if rc < 0 {
-			return frames, fmt.Errorf("decode %s stream: %w", s.codec, &avError{code: rc})
+			return frames, fmt.Errorf("decode %s stream: %w", s.codec, avError(rc))
 		}
 		s.decoded++
 		if corrupt != 0 {
@@ -234,7 +243,7 @@ func (s *Stream) receive() ([]ingest.Frame, error) {
 		}
 		if rc := C.vd_conv_scale(&s.c.conv, s.c.frame); rc < 0 {
 			return frames, fmt.Errorf("decode %s stream: convert frame %d (%dx%d) to BGR: %w", s.codec,
-				s.decoded, s.c.frame.width, s.c.frame.height, &avError{code: rc})
+				s.decoded, s.c.frame.width, s.c.frame.height, avError(rc))
 		}
 		w, h, bgr := packBGR(&s.c.conv)
 		frames = append(frames, ingest.Frame{Seq: s.seq, Width: w, Height: h, BGR: bgr, PTS: pts, Wall: wall})
@@ -253,4 +262,13 @@ func (s *Stream) Close() error {
 		s.c = nil
 	}
 	return nil
+}
+
+// avError is a libav error code.
+type avError C.int
+
+func (e avError) Error() string {
+	var buf [C.AV_ERROR_MAX_STRING_SIZE]C.char
+	C.av_strerror(C.int(e), &buf[0], C.size_t(len(buf)))
+	return C.GoString(&buf[0])
 }

@@ -5,18 +5,33 @@ package decode_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h265"
 
+	"github.com/vigilcam/vigil/configs/sharedtest"
 	"github.com/vigilcam/vigil/ingest"
 	"github.com/vigilcam/vigil/ingest/decode"
 )
+
+func clip(t testing.TB, name string) string { return sharedtest.Clip(t, name) }
+
+func ffmpegPath(t testing.TB) string {
+	p, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Skipf("ffmpeg is not on PATH (deploy/setup.sh installs it): %v", err)
+	}
+	return p
+}
 
 // elementary has ffmpeg write a clip's video as an Annex-B elementary stream with an access unit
 // delimiter before every access unit, and splits it into access units the way an RTP
@@ -90,51 +105,93 @@ func newStream(t testing.TB, codec decode.Codec, params [][]byte, opts decode.St
 	return s
 }
 
-func TestStreamMatchesFileDecoder(t *testing.T) {
-	path := clip(t, "car-detection.mp4") // H.264 Baseline: no B-frames, 12.5 fps
-	aus := elementary(t, decode.H264, path)
-	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	frames := feed(t, newStream(t, decode.H264, nil, decode.StreamOptions{}), aus, start)
-	if len(frames) != len(aus) {
-		t.Fatalf("%d access units gave %d frames", len(aus), len(frames))
-	}
-	for i, f := range frames {
-		want := time.Duration(i) * 80 * time.Millisecond
-		if f.Seq != int64(i) || f.PTS != want || !f.Wall.Equal(start.Add(want)) || f.Width != 768 || f.Height != 432 {
-			t.Fatalf("frame %d: seq %d pts %v wall %v size %dx%d", i, f.Seq, f.PTS, f.Wall, f.Width, f.Height)
-		}
-	}
-	file, err := decode.OpenFile(path, decode.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	for i := range 30 {
-		ref, err := file.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(ref.BGR, frames[i].BGR) {
-			t.Fatalf("frame %d differs from the file decoder's", i)
-		}
+// TestStreamPixels decodes the first frames of clips and compares them with what the ffmpeg
+// command line makes of the same stream: same size, same colours.
+func TestStreamPixels(t *testing.T) {
+	ffmpeg := ffmpegPath(t)
+	for _, name := range []string{"car-detection.mp4", "cars.mp4", "dog.mp4"} {
+		t.Run(name, func(t *testing.T) {
+			path := clip(t, name)
+			aus := elementary(t, decode.H264, path)
+			start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			frames := feed(t, newStream(t, decode.H264, nil, decode.StreamOptions{}), aus, start)
+			if len(frames) != len(aus) {
+				t.Fatalf("%d access units gave %d frames", len(aus), len(frames))
+			}
+			for i, f := range frames {
+				// feed stamps units in decode order, which is display order only without B-frames:
+				// in car-detection.mp4 each picture must come out with its own unit's wall clock.
+				if f.Seq != int64(i) || (name == "car-detection.mp4" && !f.Wall.Equal(start.Add(f.PTS))) {
+					t.Fatalf("frame %d: seq %d pts %v wall %v", i, f.Seq, f.PTS, f.Wall)
+				}
+			}
+			var ref bytes.Buffer
+			cmd := exec.Command(ffmpeg, "-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "-")
+			cmd.Stdout = &ref
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s: %v", cmd, err)
+			}
+			fr := frames[0]
+			if ref.Len() != len(fr.BGR) {
+				t.Fatalf("ffmpeg gave %d bytes, we %d (%dx%d)", ref.Len(), len(fr.BGR), fr.Width, fr.Height)
+			}
+			got, want := channelMeans(fr.BGR), channelMeans(ref.Bytes())
+			for ch, name := range []string{"B", "G", "R"} {
+				if math.Abs(got[ch]-want[ch]) > 2 {
+					t.Errorf("mean %s %.2f, ffmpeg %.2f", name, got[ch], want[ch])
+				}
+			}
+			var diff int
+			for i, b := range fr.BGR {
+				diff += max(int(b), int(ref.Bytes()[i])) - min(int(b), int(ref.Bytes()[i]))
+			}
+			t.Logf("means BGR %.2f, ffmpeg %.2f; mean absolute difference %.3f levels",
+				got, want, float64(diff)/float64(len(fr.BGR)))
+		})
 	}
 }
 
+func channelMeans(bgr []byte) [3]float64 {
+	var sum [3]float64
+	for i, b := range bgr {
+		sum[i%3] += float64(b)
+	}
+	n := float64(len(bgr) / 3)
+	return [3]float64{sum[0] / n, sum[1] / n, sum[2] / n}
+}
+
 func TestStreamAnalysisRate(t *testing.T) {
-	aus := elementary(t, decode.H264, clip(t, "car-detection.mp4"))
-	s := newStream(t, decode.H264, nil, decode.StreamOptions{FPS: 5})
-	frames := feed(t, s, aus, time.Now())
-	// 120 access units 80 ms apart span 9.6 s: 48 frames at 5 fps, one every 200 ms on average.
-	if len(frames) < 47 || len(frames) > 49 {
-		t.Errorf("passed on %d frames, want 48±1", len(frames))
-	}
-	for i := 1; i < len(frames); i++ {
-		if gap := frames[i].PTS - frames[i-1].PTS; gap < 160*time.Millisecond || gap > 240*time.Millisecond {
-			t.Fatalf("frames %d and %d are %v apart", i-1, i, gap)
-		}
-	}
-	if decoded, _, _ := s.Stats(); decoded != int64(len(aus)) {
-		t.Errorf("decoded %d of %d access units: every one must be decoded", decoded, len(aus))
+	aus := elementary(t, decode.H264, clip(t, "car-detection.mp4")) // 120 units fed 80 ms apart: 9.6 s
+	for _, c := range []struct {
+		fps  float64
+		want int
+	}{
+		{0, 120},
+		{5, 48},
+		{1, 10},
+		{12.5, 120},
+		{50, 120}, // faster than the source: every frame, no burst
+	} {
+		t.Run(fmt.Sprintf("fps=%g", c.fps), func(t *testing.T) {
+			s := newStream(t, decode.H264, nil, decode.StreamOptions{FPS: c.fps})
+			frames := feed(t, s, aus, time.Now())
+			if len(frames) < c.want-1 || len(frames) > c.want+1 {
+				t.Errorf("passed on %d frames, want %d±1", len(frames), c.want)
+			}
+			if decoded, _, _ := s.Stats(); decoded != int64(len(aus)) {
+				t.Errorf("decoded %d of %d access units: every one must be decoded", decoded, len(aus))
+			}
+			if c.fps == 0 || len(frames) < 2 {
+				return
+			}
+			step := time.Duration(float64(time.Second) / c.fps)
+			const frameGap = 80 * time.Millisecond
+			for i := 1; i < len(frames); i++ {
+				if gap := frames[i].PTS - frames[i-1].PTS; gap < step-frameGap || gap > max(step, frameGap)+frameGap {
+					t.Fatalf("frames %d and %d are %v apart, want about %v", i-1, i, gap, step)
+				}
+			}
+		})
 	}
 }
 
@@ -223,4 +280,55 @@ func FuzzStream(f *testing.F) {
 		}
 		s.Flush()
 	})
+}
+
+// rss reads this process's resident set size from /proc/self/statm.
+func rss(t *testing.T) int64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Skipf("cannot read resident memory: %v", err)
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(data), &size, &resident); err != nil {
+		t.Fatalf("/proc/self/statm %q: %v", data, err)
+	}
+	return resident * int64(os.Getpagesize())
+}
+
+// TestStreamLeak catches libav objects left behind by Close, as a camera that reconnects for
+// months would pile them up: one leaked 720p H.264 decoder with its picture pool holds
+// megabytes, so 200 of them would stand far above the bound.
+func TestStreamLeak(t *testing.T) {
+	aus := elementary(t, decode.H264, clip(t, "cars.mp4"))[:3]
+	cycle := func() {
+		s, err := decode.NewStream(decode.H264, nil, decode.StreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, au := range aus {
+			if _, err := s.Decode(au, time.Duration(i)*time.Second/30, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if frames, err := s.Flush(); err != nil || len(frames) == 0 {
+			t.Fatalf("flush: %d frames, %v", len(frames), err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 20 { // let allocators and thread stacks reach their steady size
+		cycle()
+	}
+	before := rss(t)
+	for range 200 {
+		cycle()
+	}
+	grown := rss(t) - before
+	t.Logf("resident memory grew by %.1f MiB over 200 open/decode/close cycles", float64(grown)/(1<<20))
+	if grown > 64<<20 {
+		t.Errorf("resident memory grew by %d MiB over 200 cycles", grown>>20)
+	}
 }

@@ -10,30 +10,10 @@ import (
 	"github.com/vigilcam/vigil/ingest"
 )
 
-// ErrNoCgo is returned by OpenFile in a build without cgo, which cannot reach libavcodec.
-var ErrNoCgo = errors.New("vigil was built without cgo, so it cannot decode video files: " +
+// ErrNoCgo is returned by NewStream in a build without cgo, which cannot reach libavcodec.
+var ErrNoCgo = errors.New("vigil was built without cgo, so it cannot decode video: " +
 	"build it with CGO_ENABLED=1 and the libavformat, libavcodec, libavutil and libswscale " +
 	"development packages installed (Debian: libavformat-dev libavcodec-dev libavutil-dev libswscale-dev)")
-
-// File decodes one video file; in this build it never opens.
-type File struct{}
-
-// OpenFile returns ErrNoCgo.
-func OpenFile(path string, opts Options) (*File, error) {
-	return nil, fmt.Errorf("decode %s: %w", path, ErrNoCgo)
-}
-
-// Info returns the zero Info.
-func (f *File) Info() Info { return Info{} }
-
-// Next returns ErrNoCgo.
-func (f *File) Next() (ingest.Frame, error) { return ingest.Frame{}, ErrNoCgo }
-
-// Decoded returns 0.
-func (f *File) Decoded() int64 { return 0 }
-
-// Close does nothing. It is safe to call twice.
-func (f *File) Close() error { return nil }
 
 // Stream decodes an H.264 or H.265 stream; in this build it never opens.
 type Stream struct{}

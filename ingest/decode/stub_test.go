@@ -10,8 +10,8 @@ import (
 )
 
 func TestNoCgo(t *testing.T) {
-	_, err := decode.OpenFile("any.mp4", decode.Options{})
+	_, err := decode.NewStream(decode.H264, nil, decode.StreamOptions{})
 	if !errors.Is(err, decode.ErrNoCgo) {
-		t.Fatalf("OpenFile: %v, want ErrNoCgo", err)
+		t.Fatalf("NewStream: %v, want ErrNoCgo", err)
 	}
 }
