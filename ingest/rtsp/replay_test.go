@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -100,6 +102,43 @@ func TestInProcessServer(t *testing.T) {
 				t.Errorf("decoded %d pictures for %d frames passed on at 4 of 10 fps", st.Decoded, n)
 			}
 		})
+	}
+}
+
+// TestH265 reads an H.265 camera: the track, its VPS, SPS and PPS from the SDP, and decoding.
+func TestH265(t *testing.T) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Skip("ffmpeg is not on PATH (deploy/setup.sh installs it)")
+	}
+	clip := filepath.Join(t.TempDir(), "hevc.mp4")
+	cmd := exec.Command(ffmpeg, "-v", "error", "-i", sharedtest.Clip(t, "dog.mp4"), "-an", "-t", "4", "-vf", "scale=320:180",
+		"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=none:keyint=25", "-tag:v", "hvc1", clip)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, msg)
+	}
+	srv, err := replay.New(replay.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	r, err := srv.Open(clip, replay.Options{RealTime: true, Loop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Info().Codec != "h265" {
+		t.Fatalf("replay sends %s, want h265 as it is", r.Info().Codec)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	c := newCollector()
+	if err := run(t, newSource(t, rtsp.Config{URL: r.URL(), Transport: "tcp", FPS: 5}), c, 4*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	frames := c.snapshot()
+	if len(frames) < 10 || frames[0].Width != 320 || frames[0].Height != 180 {
+		t.Fatalf("%d frames in 4 s at 5 fps; first %+v", len(frames), frames[0])
 	}
 }
 

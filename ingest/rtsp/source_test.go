@@ -99,6 +99,18 @@ func TestBadPeers(t *testing.T) {
 	}
 }
 
+// TestRightCredentials: with the right user and password the attempt gets past DESCRIBE, SETUP
+// and PLAY of a server that demands them, and only ends because this server sends no frames.
+func TestRightCredentials(t *testing.T) {
+	url := serveDescription(t, &format.H264{PayloadTyp: 96, PacketizationMode: 1}, "admin", "hunter2 s3cret")
+	src := newSource(t, rtsp.Config{URL: strings.Replace(url, "rtsp://", "rtsp://admin:hunter2%20s3cret@", 1),
+		Transport: "tcp", Timeout: time.Second})
+	err := run(t, src, newCollector(), 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "read: ") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("attempt with the right credentials: %v; want it to reach reading, without the password in the error", err)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	for _, c := range []struct{ url, transport, want string }{
 		{"http://cam/stream", "", "scheme"},

@@ -30,11 +30,12 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// TestCamerasFollowTheRegistry watches a real RTSP camera (VLC serving traffic footage) as it is
-// added, disabled, enabled and removed in the registry, and finds its moments by searching.
+// TestCamerasFollowTheRegistry watches a real RTSP camera (VLC serving people walking up to a
+// table; a keyframe every second, so a late joiner starts quickly) as it is added, disabled,
+// enabled, changed and removed in the registry, and finds its moments by searching.
 func TestCamerasFollowTheRegistry(t *testing.T) {
 	sys := jobstest.Start(t)
-	url := rtsptest.VLC(t, "cars.mp4")
+	url := rtsptest.VLC(t, "one-by-one-person-detection.mp4")
 	log := slog.New(slog.DiscardHandler)
 	cams := jobs.NewCameras(jobs.CamerasConfig{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second},
 		sys.Store, sys.Pipeline, ingest.NewCameraMetrics(prometheus.NewRegistry()), log)
@@ -57,9 +58,10 @@ func TestCamerasFollowTheRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "camera gate did not stream", func() bool {
+	// 10 s of the clip: its first person walks up to the table at about 3 s.
+	eventually(t, 40*time.Second, "camera gate did not stream", func() bool {
 		st, ok := cams.CameraState(gate.ID)
-		return ok && st.Phase == ingest.Streaming && st.FramesOut >= 15
+		return ok && st.Phase == ingest.Streaming && st.FramesOut >= 50
 	})
 	eventually(t, 10*time.Second, "camera dead is not backing off", func() bool {
 		st, ok := cams.CameraState(dead.ID)
@@ -81,13 +83,13 @@ func TestCamerasFollowTheRegistry(t *testing.T) {
 		_, ok := cams.CameraState(gate.ID)
 		return !ok
 	})
-	eventually(t, 30*time.Second, "no moment with a car from camera gate", func() bool {
-		resp, err := search.New(sys.Store.Pool()).Search(bg, search.Query{Tenant: "default", Text: "car", TopK: 10})
+	eventually(t, 30*time.Second, "no moment with a person from camera gate", func() bool {
+		resp, err := search.New(sys.Store.Pool()).Search(bg, search.Query{Tenant: "default", Text: "person", TopK: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range resp.Results {
-			if r.VideoID == gate.ID && r.Objects["car"] > 0 && r.Source == "gate" {
+			if r.VideoID == gate.ID && r.Objects["person"] > 0 && r.Source == "gate" {
 				t.Logf("moment from camera gate: %.1f-%.1f s %q %v", r.StartS, r.EndS, r.Caption, r.Objects)
 				return true
 			}
@@ -100,9 +102,20 @@ func TestCamerasFollowTheRegistry(t *testing.T) {
 	if _, err := sys.Store.UpdateCamera(bg, "default", gate.ID, store.CameraPatch{Enabled: &on}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "camera gate not watched again after it was enabled", func() bool {
-		_, ok := cams.CameraState(gate.ID)
-		return ok
+	var before ingest.State
+	eventually(t, 30*time.Second, "camera gate not streaming again after it was enabled", func() bool {
+		st, ok := cams.CameraState(gate.ID)
+		before = st
+		return ok && st.Phase == ingest.Streaming && st.FramesOut >= 5
+	})
+	// Changed: a new supervisor, whose counters start again, at the new rate.
+	fps := 2.0
+	if _, err := sys.Store.UpdateCamera(bg, "default", gate.ID, store.CameraPatch{AnalysisFPS: &fps}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "camera gate not restarted after its rate changed", func() bool {
+		st, ok := cams.CameraState(gate.ID)
+		return ok && st.FramesIn < before.FramesIn
 	})
 	for _, id := range []int64{gate.ID, dead.ID} {
 		if err := sys.Store.DeleteCamera(bg, "default", id); err != nil {
