@@ -22,6 +22,9 @@ import (
 type Config struct {
 	// QueueSize is the capacity of each queue between stages. It defaults to 4.
 	QueueSize int
+	// Drain is how long a cancelled run may take to finish the frames already read and publish
+	// its open moment before it is stopped hard. It defaults to 5s.
+	Drain time.Duration
 	// Gate runs the motion gate; without it every frame goes to the detector.
 	Gate   bool
 	Motion motion.Config
@@ -49,6 +52,9 @@ type Job struct {
 	Key []byte
 	// Progress, when set, is called with the stream time of each analysed frame.
 	Progress func(pts time.Duration)
+	// Live marks a camera: when the pipeline falls behind, the oldest frame waiting is dropped
+	// rather than the source held up. A replay (false) is never dropped from.
+	Live bool
 }
 
 // Pipeline analyses sources with one shared detector.
@@ -65,6 +71,9 @@ func New(cfg Config, det *detect.Detector, pub Publisher, metrics *Metrics, log 
 	if cfg.QueueSize < 1 {
 		cfg.QueueSize = 4
 	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = 5 * time.Second
+	}
 	return &Pipeline{cfg: cfg, det: det, pub: pub, metrics: metrics, log: log}
 }
 
@@ -73,6 +82,7 @@ type item struct {
 	frame  ingest.Frame
 	moving bool
 	dets   []detect.Detection
+	queued time.Time // when it entered its current queue
 }
 
 // Result sums up one run.
@@ -83,21 +93,40 @@ type Result struct {
 	Moments []string
 }
 
-// Run analyses src until it ends, publishing each moment as it closes. Replays are lossless:
-// every stage blocks on the next, so the source is read as fast as the detector keeps up.
+// Run analyses src until it ends, publishing moments as they close. Stages run concurrently,
+// joined by bounded queues: a replay is lossless (every stage waits for the next), a live source
+// loses its oldest waiting frames instead. When ctx ends, Run stops reading, finishes the frames
+// already read and publishes the open moment within Config.Drain, then returns ctx's error.
 func (p *Pipeline) Run(ctx context.Context, src Source, job Job) (Result, error) {
-	g, ctx := errgroup.WithContext(ctx)
-	frames := make(chan item, p.cfg.QueueSize)
-	gated := make(chan item, p.cfg.QueueSize)
-	detected := make(chan item, p.cfg.QueueSize)
+	finished := make(chan struct{})
+	defer close(finished)
+	work, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			select {
+			case <-time.After(p.cfg.Drain):
+				stop()
+			case <-finished:
+			}
+		case <-finished:
+		}
+	}()
+	g, work := errgroup.WithContext(work)
+	ingress := Block
+	if job.Live {
+		ingress = DropOldest
+	}
+	frames := newQueue("motion", p.cfg.QueueSize, ingress, p.metrics)
+	gated := newQueue("detect", p.cfg.QueueSize, Block, p.metrics)
+	detected := newQueue("segment", p.cfg.QueueSize, Block, p.metrics)
 	var res Result
 	var moving atomic.Int64
 
 	g.Go(func() error {
-		defer close(frames)
-		// Frames are numbered here, per run: stages work in parallel and segment restores this
-		// order, whatever numbering (or gaps from drops) the source had.
-		for seq := int64(0); ; seq++ {
+		defer frames.close()
+		for ctx.Err() == nil {
 			start := time.Now()
 			f, err := src.Next()
 			if errors.Is(err, io.EOF) {
@@ -106,47 +135,57 @@ func (p *Pipeline) Run(ctx context.Context, src Source, job Job) (Result, error)
 			if err != nil {
 				return err
 			}
-			f.Seq = seq
 			p.observe("decode", start)
-			if err := send(ctx, frames, item{frame: f}); err != nil {
+			if err := frames.put(work, item{frame: f}); err != nil {
 				return err
 			}
 		}
+		return nil
 	})
 	g.Go(func() error {
-		defer close(gated)
-		return p.gate(ctx, frames, gated, &moving)
+		defer gated.close()
+		return p.gate(work, frames, gated, &moving)
 	})
 	var workers sync.WaitGroup
 	for range max(1, p.det.Sessions()) {
 		workers.Add(1)
 		g.Go(func() error {
 			defer workers.Done()
-			return p.detect(ctx, gated, detected)
+			return p.detect(work, gated, detected)
 		})
 	}
 	g.Go(func() error {
 		workers.Wait()
-		close(detected)
+		detected.close()
 		return nil
 	})
 	g.Go(func() error {
 		var err error
-		res.Frames, res.Moments, err = p.segment(ctx, detected, job)
+		res.Frames, res.Moments, err = p.segment(work, detected, job)
 		return err
 	})
 	err := g.Wait()
 	res.Moving = moving.Load()
+	if err == nil {
+		err = ctx.Err()
+	}
 	return res, err
 }
 
-func (p *Pipeline) gate(ctx context.Context, in <-chan item, out chan<- item, moving *atomic.Int64) error {
+// gate numbers the frames that got past the ingress queue, in order (the stages behind restore
+// that order), and marks the moving ones for the detector.
+func (p *Pipeline) gate(ctx context.Context, in, out *queue, moving *atomic.Int64) error {
 	var g *motion.Gate
 	if p.cfg.Gate {
 		g = motion.New(p.cfg.Motion)
 		defer g.Close()
 	}
-	for it := range in {
+	for seq := int64(0); ; seq++ {
+		it, ok := in.take()
+		if !ok {
+			return nil
+		}
+		it.frame.Seq = seq
 		it.moving = true
 		if g != nil {
 			start := time.Now()
@@ -163,18 +202,21 @@ func (p *Pipeline) gate(ctx context.Context, in <-chan item, out chan<- item, mo
 		if it.moving {
 			moving.Add(1)
 		} else {
-			p.metrics.dropped.WithLabelValues("motion").Inc()
+			p.metrics.gated.Inc()
 			it.frame.BGR = nil // only its time goes on
 		}
-		if err := send(ctx, out, it); err != nil {
+		if err := out.put(ctx, it); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
-func (p *Pipeline) detect(ctx context.Context, in <-chan item, out chan<- item) error {
-	for it := range in {
+func (p *Pipeline) detect(ctx context.Context, in, out *queue) error {
+	for {
+		it, ok := in.take()
+		if !ok {
+			return nil
+		}
 		if it.moving {
 			start := time.Now()
 			dets, err := p.det.Detect(ctx, &it.frame)
@@ -189,16 +231,15 @@ func (p *Pipeline) detect(ctx context.Context, in <-chan item, out chan<- item) 
 			p.observe("detect", start)
 		}
 		it.frame.BGR = nil
-		if err := send(ctx, out, it); err != nil {
+		if err := out.put(ctx, it); err != nil {
 			return err
 		}
 	}
-	return nil
 }
 
 // segment restores stream order (detection runs in parallel), groups detections into moments and
 // publishes each moment as it closes.
-func (p *Pipeline) segment(ctx context.Context, in <-chan item, job Job) (int64, []string, error) {
+func (p *Pipeline) segment(ctx context.Context, in *queue, job Job) (int64, []string, error) {
 	seg := track.NewSegmenter(p.cfg.Moments)
 	pending := map[int64]item{}
 	var next int64
@@ -214,7 +255,11 @@ func (p *Pipeline) segment(ctx context.Context, in <-chan item, job Job) (int64,
 		}
 		return nil
 	}
-	for it := range in {
+	for {
+		it, ok := in.take()
+		if !ok {
+			break
+		}
 		pending[it.frame.Seq] = it
 		for {
 			it, ok := pending[next]
@@ -262,14 +307,4 @@ func (p *Pipeline) moment(s track.Segment, job Job) Moment {
 func (p *Pipeline) observe(stage string, start time.Time) {
 	p.metrics.frames.WithLabelValues(stage).Inc()
 	p.metrics.seconds.WithLabelValues(stage).Observe(time.Since(start).Seconds())
-}
-
-// send hands v on, or gives up when ctx ends.
-func send[T any](ctx context.Context, ch chan<- T, v T) error {
-	select {
-	case ch <- v:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -146,17 +146,17 @@ func (c *Cameras) start(ctx context.Context, cam store.Camera) *watch {
 			return s.Run(ctx, h)
 		},
 	}, c.metrics, c.log)
-	// The supervisor stops on its own context; the pipeline runs on the parent's, so that after a
-	// removal it drains what it holds and publishes the open moment before it ends.
+	// Cancelling stops the supervisor and makes the pipeline drain what it holds and publish the
+	// open moment before it ends.
 	supCtx, cancel := context.WithCancel(ctx)
 	w := &watch{camera: cam, sup: sup, cancel: cancel, done: make(chan struct{})}
 	go sup.Run(supCtx)
 	go func() {
 		defer close(w.done)
-		job := pipeline.Job{Tenant: cam.Tenant, VideoID: cam.ID, Source: cam.Name,
+		job := pipeline.Job{Tenant: cam.Tenant, VideoID: cam.ID, Source: cam.Name, Live: true,
 			Key: []byte("camera/" + strconv.FormatInt(cam.ID, 10))}
 		for {
-			_, err := c.pipe.Run(ctx, sup, job)
+			_, err := c.pipe.Run(supCtx, sup, job)
 			if supCtx.Err() != nil {
 				return
 			}

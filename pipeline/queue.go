@@ -1,0 +1,75 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+)
+
+// Policy says what a full queue does with one more item.
+type Policy int
+
+const (
+	// Block waits for room: nothing is lost, and the source slows down to the pipeline's pace.
+	// Replays of files use it.
+	Block Policy = iota
+	// DropOldest makes room by dropping the item waiting longest: the pipeline works on the most
+	// recent frames and never holds up a live camera. Drops are counted.
+	DropOldest
+)
+
+// queue is a bounded queue between two stages. One stage puts, one or more workers of the next
+// take; put never blocks under DropOldest. Only a pipeline's first queue drops: frames are
+// numbered after it, so the stages behind see no gaps, and their bounded, blocking queues push
+// back to it when the detector falls behind.
+type queue struct {
+	stage   string // the stage that takes from it, for metrics
+	policy  Policy
+	ch      chan item
+	metrics *Metrics
+}
+
+func newQueue(stage string, size int, policy Policy, m *Metrics) *queue {
+	return &queue{stage: stage, policy: policy, ch: make(chan item, size), metrics: m}
+}
+
+// put enqueues it, or gives up when ctx ends (Block only).
+func (q *queue) put(ctx context.Context, it item) error {
+	it.queued = time.Now()
+	if q.policy == DropOldest {
+		for {
+			select {
+			case q.ch <- it:
+				q.metrics.depth.WithLabelValues(q.stage).Inc()
+				return nil
+			default:
+			}
+			select {
+			case <-q.ch:
+				q.metrics.depth.WithLabelValues(q.stage).Dec()
+				q.metrics.dropped.WithLabelValues(q.stage).Inc()
+			default: // a taker got there first: there is room now
+			}
+		}
+	}
+	select {
+	case q.ch <- it:
+		q.metrics.depth.WithLabelValues(q.stage).Inc()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// take returns the next item, false once the queue is closed and empty, and records how long the
+// item waited.
+func (q *queue) take() (item, bool) {
+	it, ok := <-q.ch
+	if ok {
+		q.metrics.depth.WithLabelValues(q.stage).Dec()
+		q.metrics.wait.WithLabelValues(q.stage).Observe(time.Since(it.queued).Seconds())
+	}
+	return it, ok
+}
+
+// close tells the takers that nothing more will come.
+func (q *queue) close() { close(q.ch) }
