@@ -8,7 +8,7 @@ export VIGIL_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 60m
 
-.PHONY: build run test lint bench-cameras clean
+.PHONY: build run test lint bench-cameras bench-pipeline clean
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/vigil ./cmd/vigil
@@ -30,6 +30,10 @@ lint:
 # camera and the decode cost against ffmpeg, all from one run.
 bench-cameras:
 	go test -run '^$$' -bench Cameras -benchtime 1x -timeout 30m ./ingest/rtsp/
+
+# The detector's overhead around ONNX Runtime, from one run.
+bench-pipeline:
+	go test -run '^$$' -bench DetectOverhead -benchtime 1x ./pipeline/detect/
 
 clean:
 	rm -rf bin
