@@ -31,9 +31,11 @@ lint:
 bench-cameras:
 	go test -run '^$$' -bench Cameras -benchtime 1x -timeout 30m ./ingest/rtsp/
 
-# The detector's overhead around ONNX Runtime, from one run.
+# The detector's overhead around ONNX Runtime, and what the motion gate keeps from it at what cost,
+# each from one run.
 bench-pipeline:
 	go test -run '^$$' -bench DetectOverhead -benchtime 1x ./pipeline/detect/
+	go test -run '^$$' -bench MotionGate -benchtime 1x ./pipeline/motion/
 
 clean:
 	rm -rf bin
