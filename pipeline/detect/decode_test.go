@@ -66,7 +66,7 @@ func TestDecodeAndNMS(t *testing.T) {
 	anchors := 9
 	// A 1280x720 frame: scale 0.5, 140 px of padding above and below.
 	lb := newLetterbox(1280, 720, 640)
-	got := decode(output(anchors, len(classes), boxes), anchors, classes, []bool{true, true, true}, lb, 0.35, 0.5)
+	got := decode(output(anchors, len(classes), boxes), anchors, classes, []float32{0.35, 0.35, 0.35}, lb, 0.5)
 	want := []Detection{
 		{Class: "person", ClassID: 0, Score: 0.9, X1: 160, Y1: 40, X2: 240, Y2: 200},
 		{Class: "car", ClassID: 1, Score: 0.7, X1: 162, Y1: 40, X2: 242, Y2: 200},
@@ -108,8 +108,26 @@ func TestDecodeKeepsAllowedClassesOnly(t *testing.T) {
 		{100, 300, 40, 80, 0, 0.6}, // person, and a weaker cell phone on the same anchor
 		{300, 300, 40, 40, 1, 0.9}, // cell phone, not allowed; its person score (0.45) is below 0.5
 	}
-	got := decode(output(2, 2, boxes), 2, classes, []bool{true, false}, newLetterbox(640, 640, 640), 0.5, 0.5)
+	got := decode(output(2, 2, boxes), 2, classes, []float32{0.5, 2}, newLetterbox(640, 640, 640), 0.5)
 	if len(got) != 1 || got[0].Class != "person" || got[0].Score != 0.6 {
 		t.Errorf("got %+v, want the person only", got)
+	}
+}
+
+func TestDecodePerClassConfidence(t *testing.T) {
+	classes := []string{"person", "bicycle"}
+	boxes := []struct {
+		cx, cy, w, h float32
+		class        int
+		score        float32
+	}{
+		{100, 300, 40, 80, 0, 0.5},  // a person below its 0.6 (and a 0.25 bicycle below its 0.26)
+		{300, 300, 60, 40, 1, 0.3},  // a bicycle above its 0.26
+		{500, 300, 60, 40, 1, 0.2},  // a bicycle below it
+		{200, 100, 40, 80, 0, 0.65}, // a person above its 0.6
+	}
+	got := decode(output(4, 2, boxes), 4, classes, []float32{0.6, 0.26}, newLetterbox(640, 640, 640), 0.5)
+	if len(got) != 2 || got[0].Class != "person" || got[0].Score != 0.65 || got[1].Class != "bicycle" || got[1].Score != 0.3 {
+		t.Errorf("got %+v, want the 0.65 person and the 0.3 bicycle", got)
 	}
 }

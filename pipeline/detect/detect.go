@@ -34,6 +34,10 @@ type Config struct {
 	IoU float32
 	// Classes are the class names kept; empty keeps all. A name the model lacks is an error.
 	Classes []string
+	// ClassConfidence overrides Confidence for some classes, by name: a rarely confused class can
+	// be kept at a lower score, an often hallucinated one asked for more. A name the model lacks
+	// is an error. It defaults to none.
+	ClassConfidence map[string]float32
 }
 
 // Detection is one object found in a frame, in frame pixel coordinates.
@@ -46,10 +50,12 @@ type Detection struct {
 
 // Detector runs a model on frames; it is safe for concurrent use, one call per session at a time.
 type Detector struct {
-	name     string
-	classes  []string
-	allowed  []bool // by class id
-	size     int    // square input side, 640 for standard exports
+	name    string
+	classes []string
+	// minScore is, by class id, the score a detection of that class needs; above 1 for a class
+	// not kept.
+	minScore []float32
+	size     int // square input side, 640 for standard exports
 	anchors  int
 	cfg      Config
 	sessions chan *session
@@ -129,18 +135,40 @@ func (d *Detector) inspect() error {
 	if len(d.classes) == 0 || rows != 4+len(d.classes) {
 		return fmt.Errorf("output has %d rows but metadata names %d classes", rows, len(d.classes))
 	}
-	d.allowed = make([]bool, len(d.classes))
 	ids := make(map[string]int, len(d.classes))
 	for id, name := range d.classes {
 		ids[name] = id
-		d.allowed[id] = len(d.cfg.Classes) == 0
 	}
-	for _, name := range d.cfg.Classes {
+	lookup := func(name string) (int, error) {
 		id, ok := ids[name]
 		if !ok {
-			return fmt.Errorf("class %q is not one of the model's %d classes", name, len(d.classes))
+			return 0, fmt.Errorf("class %q is not one of the model's %d classes", name, len(d.classes))
 		}
-		d.allowed[id] = true
+		return id, nil
+	}
+	const never = 2 // no sigmoided score reaches it
+	d.minScore = make([]float32, len(d.classes))
+	for id := range d.minScore {
+		d.minScore[id] = d.cfg.Confidence
+		if len(d.cfg.Classes) > 0 {
+			d.minScore[id] = never
+		}
+	}
+	for _, name := range d.cfg.Classes {
+		id, err := lookup(name)
+		if err != nil {
+			return err
+		}
+		d.minScore[id] = d.cfg.Confidence
+	}
+	for name, conf := range d.cfg.ClassConfidence {
+		id, err := lookup(name)
+		if err != nil {
+			return err
+		}
+		if d.minScore[id] != never {
+			d.minScore[id] = conf
+		}
 	}
 	return nil
 }
@@ -200,7 +228,7 @@ func (d *Detector) Detect(ctx context.Context, f *ingest.Frame) (dets []Detectio
 	if err := s.run(); err != nil {
 		return nil, fmt.Errorf("detect frame %d: run: %w", f.Seq, err)
 	}
-	return decode(s.output.GetData(), d.anchors, d.classes, d.allowed, lb, d.cfg.Confidence, d.cfg.IoU), nil
+	return decode(s.output.GetData(), d.anchors, d.classes, d.minScore, lb, d.cfg.IoU), nil
 }
 
 // Close releases every session; it is safe to call twice.
@@ -233,15 +261,15 @@ func (lb letterbox) toFrame(x, y float32) (float32, float32) {
 }
 
 // decode turns the model output (rows 0-3 cx, cy, w, h; then one sigmoided score row per class,
-// each row anchors long) into frame-space detections of the allowed classes after class-wise NMS,
-// best first.
-func decode(out []float32, anchors int, classes []string, allowed []bool, lb letterbox, conf, iou float32) []Detection {
+// each row anchors long) into frame-space detections after class-wise NMS, best first. Each
+// anchor takes its highest-scoring class among those whose score reaches the class's minimum.
+func decode(out []float32, anchors int, classes []string, minScore []float32, lb letterbox, iou float32) []Detection {
 	var cands []Detection
 	fw, fh := float32(lb.w)/lb.scale, float32(lb.h)/lb.scale
 	for i := range anchors {
-		best, bestScore := -1, conf
+		best, bestScore := -1, float32(0)
 		for c := range classes {
-			if s := out[(4+c)*anchors+i]; s >= bestScore && allowed[c] {
+			if s := out[(4+c)*anchors+i]; s >= minScore[c] && s > bestScore {
 				best, bestScore = c, s
 			}
 		}
