@@ -55,6 +55,8 @@ type Job struct {
 	// Live marks a camera: when the pipeline falls behind, the oldest frame waiting is dropped
 	// rather than the source held up. A replay (false) is never dropped from.
 	Live bool
+	// MotionMask lists the source's areas whose movement the motion gate ignores.
+	MotionMask []motion.Polygon
 }
 
 // Pipeline analyses sources with one shared detector.
@@ -144,7 +146,7 @@ func (p *Pipeline) Run(ctx context.Context, src Source, job Job) (Result, error)
 	})
 	g.Go(func() error {
 		defer gated.close()
-		return p.gate(work, frames, gated, &moving)
+		return p.gate(work, frames, gated, job.MotionMask, &moving)
 	})
 	var workers sync.WaitGroup
 	for range max(1, p.det.Sessions()) {
@@ -174,10 +176,12 @@ func (p *Pipeline) Run(ctx context.Context, src Source, job Job) (Result, error)
 
 // gate numbers the frames that got past the ingress queue, in order (the stages behind restore
 // that order), and marks the moving ones for the detector.
-func (p *Pipeline) gate(ctx context.Context, in, out *queue, moving *atomic.Int64) error {
+func (p *Pipeline) gate(ctx context.Context, in, out *queue, mask []motion.Polygon, moving *atomic.Int64) error {
 	var g *motion.Gate
 	if p.cfg.Gate {
-		g = motion.New(p.cfg.Motion)
+		cfg := p.cfg.Motion
+		cfg.Mask = mask
+		g = motion.New(cfg)
 		defer g.Close()
 	}
 	for seq := int64(0); ; seq++ {

@@ -5,6 +5,7 @@ package motion
 import (
 	"fmt"
 	"image"
+	"image/color"
 
 	"gocv.io/x/gocv"
 
@@ -23,6 +24,34 @@ type Config struct {
 	MinArea float64
 	// Warmup is the number of frames learnt from before the gate closes. It defaults to 5.
 	Warmup int
+	// Mask lists areas whose movement never counts, such as a clock, a flag or trees in the wind.
+	// It defaults to none.
+	Mask []Polygon
+}
+
+// Point is a position in a frame as fractions of its width and height, from the top left, so
+// that a mask fits the camera whatever resolution it sends.
+type Point struct {
+	X float64 `json:"x" yaml:"x"`
+	Y float64 `json:"y" yaml:"y"`
+}
+
+// Polygon is an area of a frame, three points or more.
+type Polygon []Point
+
+// ValidateMask reports what is wrong with a mask, or nil.
+func ValidateMask(mask []Polygon) error {
+	for i, p := range mask {
+		if len(p) < 3 {
+			return fmt.Errorf("mask polygon %d has %d points, want at least 3", i, len(p))
+		}
+		for _, pt := range p {
+			if pt.X < 0 || pt.X > 1 || pt.Y < 0 || pt.Y > 1 {
+				return fmt.Errorf("mask polygon %d: point (%g, %g) is not within the frame (0 to 1)", i, pt.X, pt.Y)
+			}
+		}
+	}
+	return nil
 }
 
 // Result is the gate's verdict on one frame.
@@ -42,7 +71,10 @@ type Gate struct {
 	small  gocv.Mat
 	grey   gocv.Mat
 	mask   gocv.Mat
-	seen   int
+	// keep is 255 where movement counts and 0 inside Config.Mask, at the working size; empty when
+	// nothing is masked.
+	keep gocv.Mat
+	seen int
 }
 
 // New returns a gate with an empty background model.
@@ -68,7 +100,30 @@ func New(cfg Config) *Gate {
 		small:  gocv.NewMat(),
 		grey:   gocv.NewMat(),
 		mask:   gocv.NewMat(),
+		keep:   gocv.NewMat(),
 	}
+}
+
+// masked blanks the masked areas of the foreground mask, building the keep mask for the working
+// size w×h when it changes.
+func (g *Gate) masked(w, h int) {
+	if len(g.cfg.Mask) == 0 {
+		return
+	}
+	if g.keep.Cols() != w || g.keep.Rows() != h {
+		g.keep.Close()
+		g.keep = gocv.NewMatWithSizeFromScalar(gocv.NewScalar(255, 0, 0, 0), h, w, gocv.MatTypeCV8U)
+		polys := make([][]image.Point, len(g.cfg.Mask))
+		for i, p := range g.cfg.Mask {
+			for _, pt := range p {
+				polys[i] = append(polys[i], image.Pt(int(pt.X*float64(w)+0.5), int(pt.Y*float64(h)+0.5)))
+			}
+		}
+		pv := gocv.NewPointsVectorFromPoints(polys)
+		gocv.FillPoly(&g.keep, pv, color.RGBA{})
+		pv.Close()
+	}
+	gocv.BitwiseAnd(g.mask, g.keep, &g.mask)
 }
 
 // Apply learns f into the background model and says whether f shows motion.
@@ -101,6 +156,7 @@ func (g *Gate) Apply(f *ingest.Frame) (res Result, err error) {
 	if g.seen <= g.cfg.Warmup {
 		return Result{Moving: true}, nil
 	}
+	g.masked(w, h)
 	// Opening removes speckles; dilation joins the parts of one moving body.
 	gocv.MorphologyEx(g.mask, &g.mask, gocv.MorphOpen, g.kernel)
 	gocv.Dilate(g.mask, &g.mask, g.kernel)
@@ -124,7 +180,7 @@ func (g *Gate) Apply(f *ingest.Frame) (res Result, err error) {
 
 // Close frees the model; it is safe to call twice.
 func (g *Gate) Close() error {
-	for _, m := range []*gocv.Mat{&g.kernel, &g.src, &g.small, &g.grey, &g.mask} {
+	for _, m := range []*gocv.Mat{&g.kernel, &g.src, &g.small, &g.grey, &g.mask, &g.keep} {
 		m.Close()
 	}
 	return g.mog.Close()

@@ -78,3 +78,48 @@ func TestGateRejectsBadFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestGateMask(t *testing.T) {
+	const w, h = 640, 360
+	// The left half of the frame is masked, as if a tree swayed there.
+	left := motion.Polygon{{X: 0, Y: 0}, {X: 0.5, Y: 0}, {X: 0.5, Y: 1}, {X: 0, Y: 1}}
+	if err := motion.ValidateMask([]motion.Polygon{left}); err != nil {
+		t.Fatal(err)
+	}
+	g := motion.New(motion.Config{Warmup: 3, Mask: []motion.Polygon{left}})
+	defer g.Close()
+	var seq int64
+	for range 10 {
+		if _, err := g.Apply(scene(seq, w, h, 0, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		seq++
+	}
+	for i := range 5 {
+		res, err := g.Apply(scene(seq, w, h, 40+30*i, 150, 60)) // well inside the left half
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		if res.Moving {
+			t.Fatalf("movement inside the mask opened the gate: %+v", res)
+		}
+	}
+	opened := false
+	for i := range 5 {
+		res, err := g.Apply(scene(seq, w, h, 400+30*i, 150, 60)) // the right half
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		opened = opened || res.Moving
+	}
+	if !opened {
+		t.Error("movement outside the mask did not open the gate")
+	}
+	for _, bad := range [][]motion.Polygon{{{{X: 0, Y: 0}, {X: 1, Y: 1}}}, {{{X: 0, Y: 0}, {X: 1.5, Y: 0}, {X: 0, Y: 1}}}} {
+		if motion.ValidateMask(bad) == nil {
+			t.Errorf("mask %v accepted", bad)
+		}
+	}
+}
