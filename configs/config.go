@@ -111,6 +111,11 @@ type Models struct {
 	// YOLO is the YOLOv8 ONNX detector. Empty uses DataDir/models/yolov8n/yolov8n.onnx, else the
 	// int8 copy in the shared folder ($VIGIL_SHARED_DIR or ../shared). It defaults to "".
 	YOLO string `yaml:"yolo"`
+	// Embedder is the all-MiniLM-L6-v2 ONNX export (onnx/model.onnx, with tokenizer.json in the
+	// folder above). Empty uses DataDir/models/all-MiniLM-L6-v2/onnx/model.onnx, else the copy in
+	// the shared folder when there is one; without it moments get no embedding and search is full
+	// text only. It defaults to "".
+	Embedder string `yaml:"embedder"`
 }
 
 // Pipeline configures per-frame work.

@@ -38,10 +38,38 @@ func (c Config) YOLOModel() string {
 	if s := SharedDir(); s != "" {
 		candidates = append(candidates, filepath.Join(s, "models", "yolov8n", "yolov8n_quantized.onnx"))
 	}
-	for _, p := range candidates {
+	return firstExisting(candidates)
+}
+
+// EmbedderModel returns the sentence-embedding model to load: models.embedder when set, else the
+// first of the locations documented on Models.Embedder that exists, else the first candidate (so
+// messages name it).
+func (c Config) EmbedderModel() string {
+	if c.Models.Embedder != "" {
+		return c.Models.Embedder
+	}
+	candidates := []string{filepath.Join(c.DataDir, "models", "all-MiniLM-L6-v2", "onnx", "model.onnx")}
+	if s := SharedDir(); s != "" {
+		candidates = append(candidates, filepath.Join(s, "models", "all-MiniLM-L6-v2", "onnx", "model.onnx"))
+	}
+	return firstExisting(candidates)
+}
+
+// EmbedderTokenizer returns the embedder's tokenizer.json: the one in the folder above the model's
+// onnx/ folder (the Hugging Face layout), else the shared folder's, else the first candidate.
+func (c Config) EmbedderTokenizer() string {
+	candidates := []string{filepath.Join(filepath.Dir(filepath.Dir(c.EmbedderModel())), "tokenizer.json")}
+	if s := SharedDir(); s != "" {
+		candidates = append(candidates, filepath.Join(s, "models", "all-MiniLM-L6-v2", "tokenizer.json"))
+	}
+	return firstExisting(candidates)
+}
+
+func firstExisting(paths []string) string {
+	for _, p := range paths {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	return candidates[0]
+	return paths[0]
 }

@@ -11,6 +11,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/vigilcam/vigil/ingest"
+	"github.com/vigilcam/vigil/pipeline/embed"
 	"github.com/vigilcam/vigil/pipeline/motion"
 	"github.com/vigilcam/vigil/pipeline/onnx"
 	"github.com/vigilcam/vigil/sink/store"
@@ -44,7 +45,7 @@ func doctor(ctx context.Context, configPath string, args []string) error {
 
 	c.opencv()
 	c.onnx(a)
-	c.report(warn, "embedder", "all-MiniLM-L6-v2 is not installed: moments get no embedding and search is full text only")
+	c.embedder(ctx, a)
 	c.report(warn, "captioner", "Florence-2 is not installed: captions are composed from the detected objects")
 	c.database(ctx, a)
 	c.nats(ctx, a)
@@ -92,6 +93,34 @@ func (c *checkup) onnx(a *app) {
 		return
 	}
 	c.report(ok, "detector", "%s: %d classes, %s for one frame", a.cfg.YOLOModel(), len(a.det.Classes()),
+		time.Since(start).Round(time.Millisecond))
+}
+
+// embedder loads the sentence-embedding model, when one is installed, and embeds one caption.
+// Without it vigil still runs: moments are stored without an embedding.
+func (c *checkup) embedder(ctx context.Context, a *app) {
+	const degraded = "moments get no embedding and search is full text only"
+	model := a.cfg.EmbedderModel()
+	if _, err := os.Stat(model); err != nil {
+		c.report(warn, "embedder", "all-MiniLM-L6-v2 is not installed (looked for %s): %s", model, degraded)
+		return
+	}
+	if onnx.Version() == "" {
+		c.report(warn, "embedder", "cannot load %s without ONNX Runtime: %s", model, degraded)
+		return
+	}
+	e, err := embed.New(embed.Config{Model: model, Tokenizer: a.cfg.EmbedderTokenizer(), Provider: a.cfg.ONNX.Provider}, a.log)
+	if err != nil {
+		c.report(warn, "embedder", "%v: %s", err, degraded)
+		return
+	}
+	defer e.Close()
+	start := time.Now()
+	if _, err := e.Embed(ctx, []string{"a person walking a dog near the gate"}); err != nil {
+		c.report(warn, "embedder", "%s loaded but failed on a sentence: %v: %s", model, err, degraded)
+		return
+	}
+	c.report(ok, "embedder", "%s: %d-d embeddings, %s for one sentence", model, embed.Dim,
 		time.Since(start).Round(time.Millisecond))
 }
 
