@@ -164,6 +164,9 @@ type Detect struct {
 	// Classes are the model classes kept; empty keeps all. It defaults to the people, vehicles,
 	// animals and bags a security camera cares about.
 	Classes []string `yaml:"classes"`
+	// ClassConfidence overrides Confidence for some classes, e.g. {person: 0.5, bicycle: 0.3}.
+	// It defaults to none.
+	ClassConfidence map[string]float64 `yaml:"class_confidence"`
 }
 
 // SecurityClasses are the COCO classes kept by default: what a security team searches for, and
@@ -270,7 +273,7 @@ func Default() Config {
 				MinArea: 0.001, Warmup: 5,
 			},
 			Detect: Detect{Threads: 1, Confidence: 0.35, IoU: 0.5,
-				Classes: append([]string(nil), SecurityClasses...)},
+				Classes: append([]string(nil), SecurityClasses...), ClassConfidence: map[string]float64{}},
 			Moments: Moments{IdleGap: 3 * time.Second, MaxLength: 60 * time.Second},
 		},
 		Sink:    Sink{BatchSize: 256, BatchWait: 50 * time.Millisecond},
@@ -387,6 +390,11 @@ func (c Config) Validate() error {
 	}
 	if p.Detect.Confidence <= 0 || p.Detect.Confidence >= 1 {
 		bad("pipeline.detect.confidence", "must be in (0, 1), got %g", p.Detect.Confidence)
+	}
+	for class, conf := range p.Detect.ClassConfidence {
+		if conf <= 0 || conf >= 1 {
+			bad("pipeline.detect.class_confidence", "%s: must be in (0, 1), got %g", class, conf)
+		}
 	}
 	if p.Detect.IoU <= 0 || p.Detect.IoU >= 1 {
 		bad("pipeline.detect.iou", "must be in (0, 1), got %g", p.Detect.IoU)

@@ -70,6 +70,7 @@ func TestLoadLayers(t *testing.T) {
 	t.Setenv("VIGIL_PIPELINE_MOTION_ENABLED", "false")
 	t.Setenv("VIGIL_PIPELINE_DETECT_CLASSES", "person, car,")
 	t.Setenv("VIGIL_UPLOADS_MAX_BYTES", "5000000000")
+	t.Setenv("VIGIL_PIPELINE_DETECT_CLASS_CONFIDENCE", "person=0.5, bicycle = 0.3")
 	cfg, err := configs.Load(file)
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +88,7 @@ func TestLoadLayers(t *testing.T) {
 		{"untouched default", cfg.Sink.BatchSize, 256},
 		{"list from env", strings.Join(cfg.Pipeline.Detect.Classes, "|"), "person|car"},
 		{"int64 from env", cfg.Uploads.MaxBytes, int64(5000000000)},
+		{"map from env", fmt.Sprint(cfg.Pipeline.Detect.ClassConfidence), "map[bicycle:0.3 person:0.5]"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
@@ -105,12 +107,13 @@ func TestLoadReportsEveryError(t *testing.T) {
 	cfg.Tenant = "Bad Tenant"
 	cfg.Pipeline.AnalysisFPS = 0
 	cfg.Pipeline.Detect.Confidence = 2
+	cfg.Pipeline.Detect.ClassConfidence = map[string]float64{"person": 0}
 	cfg.ONNX.Provider = "tpu"
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("invalid config validated")
 	}
-	for _, field := range []string{"tenant", "pipeline.analysis_fps", "pipeline.detect.confidence", "onnx.provider"} {
+	for _, field := range []string{"tenant", "pipeline.analysis_fps", "pipeline.detect.confidence", "pipeline.detect.class_confidence", "onnx.provider"} {
 		if !strings.Contains(err.Error(), field+":") {
 			t.Errorf("error does not mention %s: %v", field, err)
 		}

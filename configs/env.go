@@ -92,6 +92,24 @@ func setField(f reflect.Value, raw string) error {
 			}
 		}
 		f.Set(reflect.ValueOf(items))
+	case reflect.Map:
+		// name=value pairs, comma-separated: VIGIL_PIPELINE_DETECT_CLASS_CONFIDENCE=person=0.5,car=0.4
+		if f.Type().Key().Kind() != reflect.String || f.Type().Elem().Kind() != reflect.Float64 {
+			return fmt.Errorf("unsupported map of %s to %s", f.Type().Key().Kind(), f.Type().Elem().Kind())
+		}
+		m := reflect.MakeMap(f.Type())
+		for _, pair := range strings.Split(raw, ",") {
+			if pair = strings.TrimSpace(pair); pair == "" {
+				continue
+			}
+			k, v, ok := strings.Cut(pair, "=")
+			x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if !ok || strings.TrimSpace(k) == "" || err != nil {
+				return fmt.Errorf("%q is not name=number", pair)
+			}
+			m.SetMapIndex(reflect.ValueOf(strings.TrimSpace(k)), reflect.ValueOf(x))
+		}
+		f.Set(m)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(raw)
 		if err != nil {

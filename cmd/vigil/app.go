@@ -143,13 +143,14 @@ func (a *app) openDetector() error {
 		sessions = runtime.NumCPU()
 	}
 	d, err := detect.New(detect.Config{
-		Model:      model,
-		Sessions:   sessions,
-		Threads:    a.cfg.Pipeline.Detect.Threads,
-		Provider:   a.cfg.ONNX.Provider,
-		Confidence: float32(a.cfg.Pipeline.Detect.Confidence),
-		IoU:        float32(a.cfg.Pipeline.Detect.IoU),
-		Classes:    a.cfg.Pipeline.Detect.Classes,
+		Model:           model,
+		Sessions:        sessions,
+		Threads:         a.cfg.Pipeline.Detect.Threads,
+		Provider:        a.cfg.ONNX.Provider,
+		Confidence:      float32(a.cfg.Pipeline.Detect.Confidence),
+		ClassConfidence: classConfidence(a.cfg.Pipeline.Detect.ClassConfidence),
+		IoU:             float32(a.cfg.Pipeline.Detect.IoU),
+		Classes:         a.cfg.Pipeline.Detect.Classes,
 	}, a.log)
 	if err != nil {
 		return err
@@ -271,4 +272,12 @@ func (a *app) openIndexing(ctx context.Context) (*jobs.Indexer, error) {
 		return nil, err
 	}
 	return ix, nil
+}
+
+func classConfidence(m map[string]float64) map[string]float32 {
+	out := make(map[string]float32, len(m))
+	for class, conf := range m {
+		out[class] = float32(conf)
+	}
+	return out
 }
