@@ -9,15 +9,21 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/vigilcam/vigil/pipeline/track"
 )
 
 // Moment is a span of activity on one source: the unit vigil publishes, stores and searches.
 // Every message carries the whole moment, so consumers can upsert by ID in any order.
 type Moment struct {
-	// ID is a UUIDv7 chosen by the producer; it is the primary key and the Nats-Msg-Id.
-	ID      string `json:"id"`
-	Tenant  string `json:"tenant"`
-	VideoID int64  `json:"video_id"`
+	// ID is a UUIDv7 chosen by the producer; it is the primary key, the same in every message of
+	// the moment.
+	ID string `json:"id"`
+	// Revision numbers the messages of one moment from 0 (opened), so that each is a new message
+	// to the bus, whose deduplication would otherwise drop every update as a repeat.
+	Revision int    `json:"revision"`
+	Tenant   string `json:"tenant"`
+	VideoID  int64  `json:"video_id"`
 	// Source names the camera or file for people.
 	Source string `json:"source"`
 	// StartS and EndS are seconds from the start of the source.
@@ -27,9 +33,18 @@ type Moment struct {
 	EndedAt   time.Time `json:"ended_at"`
 	// Objects counts the most objects of each class seen at once.
 	Objects map[string]int `json:"objects"`
+	// Tracks counts the distinct objects of each class followed during the moment.
+	Tracks  map[string]int `json:"tracks,omitempty"`
 	Caption string         `json:"caption"`
 	// BestScore is the score of the best detection, taken from the moment's best frame.
 	BestScore float32 `json:"best_score"`
+	// Thumbnail is the best frame as a JPEG; a message without one leaves the stored one as it is.
+	Thumbnail []byte `json:"thumbnail,omitempty"`
+	// Boxes are the objects on the thumbnail, in its pixels.
+	Boxes []track.Box `json:"boxes,omitempty"`
+	// Embedding is the caption's sentence embedding (384 dimensions, L2-normalised); empty when
+	// no embedder is installed, and then a stored one is left as it is.
+	Embedding []float32 `json:"embedding,omitempty"`
 	// Models names the model files that produced the moment, by role.
 	Models map[string]string `json:"models"`
 }

@@ -30,6 +30,15 @@ type Config struct {
 	Motion motion.Config
 	// Moments configures how detections group into moments.
 	Moments track.Config
+	// Embedder, when set, embeds each moment's caption for vector search; without one, moments
+	// carry no embedding and search is full text only.
+	Embedder Embedder
+}
+
+// Embedder turns captions into sentence embeddings; *embed.Embedder is one.
+type Embedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+	Name() string
 }
 
 // Source yields a source's frames in stream order and io.EOF at its end.
@@ -234,7 +243,9 @@ func (p *Pipeline) detect(ctx context.Context, in, out *queue) error {
 			it.dets = dets
 			p.observe("detect", start)
 		}
-		it.frame.BGR = nil
+		if len(it.dets) == 0 {
+			it.frame.BGR = nil // only frames with objects can give the thumbnail
+		}
 		if err := out.put(ctx, it); err != nil {
 			return err
 		}
@@ -242,23 +253,12 @@ func (p *Pipeline) detect(ctx context.Context, in, out *queue) error {
 }
 
 // segment restores stream order (detection runs in parallel), groups detections into moments and
-// publishes each moment as it closes.
+// publishes each moment when it opens, as it grows and when it closes, always under one ID.
 func (p *Pipeline) segment(ctx context.Context, in *queue, job Job) (int64, []string, error) {
 	seg := track.NewSegmenter(p.cfg.Moments)
+	out := &moments{p: p, job: job}
 	pending := map[int64]item{}
 	var next int64
-	var ids []string
-	publish := func(segs []track.Segment) error {
-		for _, s := range segs {
-			m := p.moment(s, job)
-			if err := p.pub.Publish(ctx, &m); err != nil {
-				return err
-			}
-			p.metrics.moments.Inc()
-			ids = append(ids, m.ID)
-		}
-		return nil
-	}
 	for {
 		it, ok := in.take()
 		if !ok {
@@ -273,8 +273,9 @@ func (p *Pipeline) segment(ctx context.Context, in *queue, job Job) (int64, []st
 			delete(pending, next)
 			next++
 			start := time.Now()
-			if err := publish(seg.Observe(it.frame.PTS, it.frame.Wall, it.dets)); err != nil {
-				return next, ids, err
+			events := seg.Push(&it.frame, it.dets)
+			if err := out.publish(ctx, events); err != nil {
+				return next, out.ids, err
 			}
 			p.observe("segment", start)
 			if job.Progress != nil {
@@ -283,12 +284,72 @@ func (p *Pipeline) segment(ctx context.Context, in *queue, job Job) (int64, []st
 		}
 	}
 	if len(pending) > 0 {
-		return next, ids, fmt.Errorf("pipeline: %d frames out of sequence after frame %d", len(pending), next)
+		return next, out.ids, fmt.Errorf("pipeline: %d frames out of sequence after frame %d", len(pending), next)
 	}
-	if ctx.Err() != nil {
-		return next, ids, ctx.Err()
+	return next, out.ids, out.publish(ctx, seg.Finish())
+}
+
+// moments turns one source's segment events into published Moments.
+type moments struct {
+	p   *Pipeline
+	job Job
+	// ids lists the moments opened, in order.
+	ids []string
+	// Of the open moment: the thumbnail last sent, so that an unchanged one is not sent again,
+	// and the caption last embedded with its embedding.
+	sent      *track.Thumbnail
+	caption   string
+	embedding []float32
+	revision  int
+}
+
+func (ms *moments) publish(ctx context.Context, events []track.Event) error {
+	for _, e := range events {
+		s := e.Segment
+		if e.Err != nil {
+			ms.p.metrics.errors.WithLabelValues("thumbnail").Inc()
+			ms.p.log.Warn("thumbnail not made; the moment keeps the one before", "stage", "segment", "err", e.Err)
+		}
+		m := ms.p.moment(s, ms.job)
+		if e.Kind == track.Opened {
+			ms.ids = append(ms.ids, m.ID)
+			ms.sent, ms.caption, ms.embedding, ms.revision = nil, "", nil, 0
+		}
+		m.Revision = ms.revision
+		ms.revision++
+		if s.Thumbnail != nil && s.Thumbnail != ms.sent {
+			m.Thumbnail, m.Boxes = s.Thumbnail.JPEG, s.Thumbnail.Boxes
+			ms.sent = s.Thumbnail
+		}
+		ms.embed(ctx, &m)
+		if err := ms.p.pub.Publish(ctx, &m); err != nil {
+			return err
+		}
+		ms.p.metrics.moments.Inc()
 	}
-	return next, ids, publish(seg.Flush())
+	return nil
+}
+
+// embed gives m the embedding of its caption, computed again only when the caption changed. A
+// failure costs the moment its embedding, not its publication.
+func (ms *moments) embed(ctx context.Context, m *Moment) {
+	emb := ms.p.cfg.Embedder
+	if emb == nil {
+		return
+	}
+	if m.Caption != ms.caption {
+		start := time.Now()
+		vecs, err := emb.Embed(ctx, []string{m.Caption})
+		if err != nil {
+			ms.p.metrics.errors.WithLabelValues("embed").Inc()
+			ms.p.log.Warn("caption not embedded", "stage", "embed", "moment", m.ID, "err", err)
+			return
+		}
+		ms.p.observe("embed", start)
+		ms.caption, ms.embedding = m.Caption, vecs[0]
+	}
+	m.Embedding = ms.embedding
+	m.Models["embedder"] = emb.Name()
 }
 
 func (p *Pipeline) moment(s track.Segment, job Job) Moment {
@@ -302,6 +363,7 @@ func (p *Pipeline) moment(s track.Segment, job Job) Moment {
 		StartedAt: s.StartWall,
 		EndedAt:   s.EndWall,
 		Objects:   s.Objects,
+		Tracks:    s.Tracks,
 		Caption:   track.Caption(s.Objects),
 		BestScore: s.BestScore,
 		Models:    map[string]string{"detector": p.det.Name()},

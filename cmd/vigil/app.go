@@ -17,6 +17,7 @@ import (
 	"github.com/vigilcam/vigil/ingest/replay"
 	"github.com/vigilcam/vigil/pipeline"
 	"github.com/vigilcam/vigil/pipeline/detect"
+	"github.com/vigilcam/vigil/pipeline/embed"
 	"github.com/vigilcam/vigil/pipeline/motion"
 	"github.com/vigilcam/vigil/pipeline/onnx"
 	"github.com/vigilcam/vigil/pipeline/track"
@@ -191,9 +192,27 @@ func (a *app) pipeline() *pipeline.Pipeline {
 			Width: p.Motion.Width, History: p.Motion.History, VarThreshold: p.Motion.VarThreshold,
 			MinArea: p.Motion.MinArea, Warmup: p.Motion.Warmup,
 		},
-		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength},
+		Moments:  track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength},
+		Embedder: a.embedder(),
 	}, a.det, a.bus, pipeline.NewMetrics(a.reg), a.log)
 	return a.pipe
+}
+
+// embedder loads the caption embedder when its model is installed; without it moments carry no
+// embedding, which the log and vigil doctor say.
+func (a *app) embedder() pipeline.Embedder {
+	model := a.cfg.EmbedderModel()
+	if _, err := os.Stat(model); err != nil {
+		a.log.Info("no embedder installed: moments get no embedding, search is full text only", "looked_for", model)
+		return nil
+	}
+	e, err := embed.New(embed.Config{Model: model, Tokenizer: a.cfg.EmbedderTokenizer(), Provider: a.cfg.ONNX.Provider}, a.log)
+	if err != nil {
+		a.log.Warn("embedder not loaded: moments get no embedding", "model", model, "err", err)
+		return nil
+	}
+	a.closers = append(a.closers, e.Close)
+	return e
 }
 
 // indexer wires the pipeline, a replay server on loopback, the job queue and the store.

@@ -62,6 +62,8 @@ func New(cfg Config, st *store.Store, gatherer prometheus.Gatherer, log *slog.Lo
 	s.mux.HandleFunc("GET /api/v1/search", s.search)
 	s.mux.HandleFunc("GET /api/v1/videos", s.videos)
 	s.mux.HandleFunc("GET /api/v1/videos/{id}", s.video)
+	s.mux.HandleFunc("GET /api/v1/moments/{id}", s.moment)
+	s.mux.HandleFunc("GET /api/v1/moments/{id}/thumbnail.jpg", s.thumbnail)
 	s.mux.HandleFunc("POST /api/v1/videos", s.upload)
 	s.mux.HandleFunc("POST /api/v1/cameras", s.addCamera)
 	s.mux.HandleFunc("GET /api/v1/cameras", s.cameras)

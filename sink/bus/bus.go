@@ -137,15 +137,16 @@ func (b *Bus) ServerURL() string {
 	return b.nc.ConnectedUrl()
 }
 
-// Publish sends a moment and waits for JetStream to store it. The moment ID is the Nats-Msg-Id,
-// so a publish retried within the duplicate window is stored once.
+// Publish sends a moment and waits for JetStream to store it. The moment's ID and revision make
+// the Nats-Msg-Id, so a publish retried within the duplicate window is stored once while the
+// moment's later messages still go through.
 func (b *Bus) Publish(ctx context.Context, m *pipeline.Moment) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("publish moment %s: %w", m.ID, err)
 	}
 	subject := fmt.Sprintf("%s.%s.%d", momentsSubject, m.Tenant, m.VideoID)
-	if _, err := b.js.Publish(ctx, subject, data, jetstream.WithMsgID(m.ID)); err != nil {
+	if _, err := b.js.Publish(ctx, subject, data, jetstream.WithMsgID(fmt.Sprintf("%s.%d", m.ID, m.Revision))); err != nil {
 		return fmt.Errorf("publish moment %s: %w", m.ID, err)
 	}
 	return nil

@@ -1,53 +1,89 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"image/jpeg"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgvector/pgvector-go"
 
 	"github.com/vigilcam/vigil/pipeline"
+	"github.com/vigilcam/vigil/pipeline/track"
 )
 
 // WriteMoments upserts a batch of moments in one transaction and returns how many rows it wrote.
 // The batch is copied into a temporary table and merged with INSERT ... ON CONFLICT: a plain COPY
 // into video_events would fail forever on a redelivered batch, the upsert makes redelivery
-// harmless. A moment whose video is gone, or belongs to another tenant, is dropped.
+// harmless. A moment whose video is gone, or belongs to another tenant, is dropped. A later
+// message of a moment replaces its span, objects, tracks and caption; its thumbnail is replaced
+// only by a message that carries one, and one whose JPEG header does not parse is left out.
 func (s *Store) WriteMoments(ctx context.Context, ms []pipeline.Moment) (int64, error) {
 	rows := latestByID(ms)
 	var written int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `CREATE TEMP TABLE moments_in (
 			moment_uid uuid, video_id integer, start_s double precision, end_s double precision,
-			caption text, objects jsonb, tenant text, started_at timestamptz, ended_at timestamptz,
-			best_score real, models jsonb) ON COMMIT DROP`)
+			caption text, objects jsonb, tracks jsonb, tenant text, started_at timestamptz,
+			ended_at timestamptz, best_score real, models jsonb,
+			jpeg bytea, boxes jsonb, width integer, height integer, embedding vector(384)) ON COMMIT DROP`)
 		if err != nil {
 			return err
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"moments_in"},
-			[]string{"moment_uid", "video_id", "start_s", "end_s", "caption", "objects", "tenant",
-				"started_at", "ended_at", "best_score", "models"},
+			[]string{"moment_uid", "video_id", "start_s", "end_s", "caption", "objects", "tracks", "tenant",
+				"started_at", "ended_at", "best_score", "models", "jpeg", "boxes", "width", "height", "embedding"},
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 				m := rows[i]
-				return []any{m.ID, m.VideoID, m.StartS, m.EndS, m.Caption, nonNil(m.Objects), m.Tenant,
-					m.StartedAt, m.EndedAt, m.BestScore, nonNil(m.Models)}, nil
+				row := []any{m.ID, m.VideoID, m.StartS, m.EndS, m.Caption, nonNil(m.Objects), nonNil(m.Tracks),
+					m.Tenant, m.StartedAt, m.EndedAt, m.BestScore, nonNil(m.Models), nil, nil, nil, nil, nil}
+				if len(m.Embedding) > 0 {
+					row[16] = pgvector.NewVector(m.Embedding)
+				}
+				if cfg, err := jpeg.DecodeConfig(bytes.NewReader(m.Thumbnail)); err == nil && cfg.Width > 0 && cfg.Height > 0 {
+					boxes := m.Boxes
+					if boxes == nil {
+						boxes = []track.Box{}
+					}
+					row[12], row[13], row[14], row[15] = m.Thumbnail, boxes, cfg.Width, cfg.Height
+				}
+				return row, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO video_events AS e (moment_uid, video_id, "timestamp", end_s, caption,
-				yolo_metadata, tenant, started_at, ended_at, best_score, models)
-			SELECT i.moment_uid, i.video_id, i.start_s, i.end_s, i.caption, i.objects, i.tenant,
-				i.started_at, i.ended_at, i.best_score, i.models
+				yolo_metadata, tracks, tenant, started_at, ended_at, best_score, models, embedding)
+			SELECT i.moment_uid, i.video_id, i.start_s, i.end_s, i.caption, i.objects, i.tracks, i.tenant,
+				i.started_at, i.ended_at, i.best_score, i.models, i.embedding
 			FROM moments_in i JOIN videos v ON v.video_id = i.video_id AND v.tenant = i.tenant
 			ON CONFLICT (moment_uid) DO UPDATE SET
 				"timestamp" = excluded."timestamp", end_s = excluded.end_s, caption = excluded.caption,
-				yolo_metadata = excluded.yolo_metadata, started_at = excluded.started_at,
-				ended_at = excluded.ended_at, best_score = excluded.best_score,
-				models = excluded.models, updated_at = now()
+				yolo_metadata = excluded.yolo_metadata, tracks = excluded.tracks,
+				started_at = excluded.started_at, ended_at = excluded.ended_at,
+				best_score = excluded.best_score, models = excluded.models,
+				embedding = coalesce(excluded.embedding, e.embedding), updated_at = now()
 			WHERE e.tenant = excluded.tenant AND e.video_id = excluded.video_id`)
+		if err != nil {
+			return err
+		}
 		written = tag.RowsAffected()
+		// Joined on the stored moment so that a thumbnail follows only a moment the caller owns.
+		// An unchanged thumbnail, as in a redelivered message, is not rewritten.
+		_, err = tx.Exec(ctx, `
+			INSERT INTO thumbnails AS t (moment_uid, jpeg, boxes, width, height)
+			SELECT i.moment_uid, i.jpeg, i.boxes, i.width, i.height
+			FROM moments_in i JOIN video_events e ON e.moment_uid = i.moment_uid
+				AND e.tenant = i.tenant AND e.video_id = i.video_id
+			WHERE i.jpeg IS NOT NULL
+			ON CONFLICT (moment_uid) DO UPDATE SET
+				jpeg = excluded.jpeg, boxes = excluded.boxes, width = excluded.width,
+				height = excluded.height, updated_at = now()
+			WHERE (t.jpeg, t.boxes) IS DISTINCT FROM (excluded.jpeg, excluded.boxes)`)
 		return err
 	})
 	if err != nil {
@@ -57,17 +93,26 @@ func (s *Store) WriteMoments(ctx context.Context, ms []pipeline.Moment) (int64, 
 }
 
 // latestByID keeps the last message of each moment: ON CONFLICT cannot touch one row twice in a
-// statement, and a later message of a moment supersedes an earlier one.
+// statement, and a later message of a moment supersedes an earlier one, except that a message
+// without a thumbnail keeps the latest thumbnail of the batch.
 func latestByID(ms []pipeline.Moment) []pipeline.Moment {
 	last := make(map[string]int, len(ms))
+	thumb := make(map[string]int, len(ms))
 	for i, m := range ms {
 		last[m.ID] = i
+		if m.Thumbnail != nil {
+			thumb[m.ID] = i
+		}
 	}
 	out := make([]pipeline.Moment, 0, len(last))
 	for i, m := range ms {
-		if last[m.ID] == i {
-			out = append(out, m)
+		if last[m.ID] != i {
+			continue
 		}
+		if j, ok := thumb[m.ID]; ok && m.Thumbnail == nil {
+			m.Thumbnail, m.Boxes = ms[j].Thumbnail, ms[j].Boxes
+		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -99,4 +144,63 @@ func (s *Store) CountVideoMoments(ctx context.Context, videoID int64) (int, erro
 func (s *Store) PruneMoments(ctx context.Context, videoID int64, keep []string) (int64, error) {
 	tag, err := s.pool.Exec(ctx, "DELETE FROM video_events WHERE video_id = $1 AND moment_uid <> ALL($2::uuid[])", videoID, keep)
 	return tag.RowsAffected(), err
+}
+
+// Moment is a stored moment as the API shows it.
+type Moment struct {
+	ID        string            `json:"moment_id"`
+	VideoID   int64             `json:"video_id"`
+	Source    string            `json:"source"`
+	StartS    float64           `json:"start_s"`
+	EndS      float64           `json:"end_s"`
+	StartedAt time.Time         `json:"started_at"`
+	EndedAt   time.Time         `json:"ended_at"`
+	Caption   string            `json:"caption"`
+	Objects   map[string]int    `json:"objects"`
+	Tracks    map[string]int    `json:"tracks"`
+	BestScore float32           `json:"best_score"`
+	Models    map[string]string `json:"models"`
+	// ThumbnailWidth and ThumbnailHeight are the thumbnail's size, 0 when the moment has none.
+	ThumbnailWidth  int `json:"thumbnail_width,omitempty"`
+	ThumbnailHeight int `json:"thumbnail_height,omitempty"`
+	// Boxes are the objects on the thumbnail, in its pixels.
+	Boxes []track.Box `json:"boxes"`
+}
+
+// Moment returns a tenant's moment by its ID (a UUID).
+func (s *Store) Moment(ctx context.Context, tenant, id string) (Moment, error) {
+	var m Moment
+	err := s.pool.QueryRow(ctx, `
+		SELECT e.moment_uid::text, e.video_id, v.name, e."timestamp", e.end_s, e.started_at,
+			e.ended_at, e.caption, e.yolo_metadata, e.tracks, e.best_score, e.models,
+			coalesce(t.width, 0), coalesce(t.height, 0), coalesce(t.boxes, '[]')
+		FROM video_events e JOIN videos v ON v.video_id = e.video_id AND v.tenant = e.tenant
+			LEFT JOIN thumbnails t ON t.moment_uid = e.moment_uid
+		WHERE e.tenant = $1 AND e.moment_uid = $2::uuid`, tenant, id).Scan(
+		&m.ID, &m.VideoID, &m.Source, &m.StartS, &m.EndS, &m.StartedAt, &m.EndedAt, &m.Caption,
+		&m.Objects, &m.Tracks, &m.BestScore, &m.Models, &m.ThumbnailWidth, &m.ThumbnailHeight, &m.Boxes)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, ErrNotFound
+	}
+	if err != nil {
+		return m, fmt.Errorf("moment %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// Thumbnail returns the JPEG of a tenant's moment and when it last changed; ErrNotFound when
+// the moment does not exist or has no thumbnail.
+func (s *Store) Thumbnail(ctx context.Context, tenant, id string) ([]byte, time.Time, error) {
+	var img []byte
+	var updated time.Time
+	err := s.pool.QueryRow(ctx, `
+		SELECT t.jpeg, t.updated_at FROM thumbnails t JOIN video_events e ON e.moment_uid = t.moment_uid
+		WHERE e.tenant = $1 AND t.moment_uid = $2::uuid`, tenant, id).Scan(&img, &updated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, time.Time{}, ErrNotFound
+	}
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("thumbnail of moment %s: %w", id, err)
+	}
+	return img, updated, nil
 }
