@@ -199,3 +199,47 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// A moment is published when it opens, as it grows and when it closes, all under one ID: every
+// revision must reach the store, and a publish retried within the duplicate window only once.
+func TestLaterRevisionsReachTheStore(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.Open(t)
+	b := bustest.Open(t)
+	v, err := st.QueueUpload(ctx, "acme", "/gate.mp4", "gate.mp4", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := moments(v.ID, 1)[0]
+	for rev, end := range []float64{0.5, 4, 9} {
+		m.Revision, m.EndS = rev, end
+		for range 2 { // the second is a retry of the same message
+			if err := b.Publish(ctx, &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c, err := b.Moments(ctx, "sink", time.Second, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	reg := prometheus.NewRegistry()
+	done := make(chan error, 1)
+	go func() { done <- sink.New(sink.Config{}, c, st, reg, slog.New(slog.DiscardHandler)).Run(runCtx) }()
+	drained(t, b)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var end float64
+	if err := st.Pool().QueryRow(ctx, "SELECT end_s FROM video_events WHERE moment_uid = $1", m.ID).Scan(&end); err != nil {
+		t.Fatal(err)
+	}
+	if end != 9 {
+		t.Errorf("stored end %v, want 9 from the last revision", end)
+	}
+	if written := counter(t, reg, "vigil_sink_moments_written_total"); written != 3 {
+		t.Errorf("sink wrote %v messages, want the 3 revisions, each once", written)
+	}
+}
