@@ -31,11 +31,12 @@ lint:
 bench-cameras:
 	go test -run '^$$' -bench Cameras -benchtime 1x -timeout 30m ./ingest/rtsp/
 
-# The detector's overhead around ONNX Runtime, and what the motion gate keeps from it at what cost,
-# each from one run.
+# The detector's overhead around ONNX Runtime, what the motion gate keeps from it at what cost,
+# and capture-to-published latency on a live stream, each from one run.
 bench-pipeline:
 	go test -run '^$$' -bench DetectOverhead -benchtime 1x ./pipeline/detect/
 	go test -run '^$$' -bench MotionGate -benchtime 1x ./pipeline/motion/
+	go test -run '^$$' -bench LiveLatency -benchtime 1x ./pipeline/
 
 clean:
 	rm -rf bin

@@ -89,7 +89,7 @@ func (p *published) Publish(_ context.Context, m *pipeline.Moment) error {
 	return nil
 }
 
-func newPipeline(t *testing.T, reg *prometheus.Registry, pub pipeline.Publisher, drain time.Duration) *pipeline.Pipeline {
+func newPipeline(t testing.TB, reg *prometheus.Registry, pub pipeline.Publisher, drain time.Duration) *pipeline.Pipeline {
 	t.Helper()
 	onnxtest.Init(t)
 	cfg := configs.Default().Pipeline
