@@ -183,6 +183,25 @@ type Moments struct {
 	IdleGap time.Duration `yaml:"idle_gap"`
 	// MaxLength closes a moment that lasts this long and opens the next. It defaults to 60s.
 	MaxLength time.Duration `yaml:"max_length"`
+	// UpdateEvery is how often an open moment is published again with its growing span.
+	// It defaults to 5s.
+	UpdateEvery time.Duration `yaml:"update_every"`
+	// ThumbnailWidth is the most pixels a moment's thumbnail is wide. It defaults to 640.
+	ThumbnailWidth int `yaml:"thumbnail_width"`
+	// ThumbnailQuality is the JPEG quality of thumbnails, 1 to 100. It defaults to 80.
+	ThumbnailQuality int     `yaml:"thumbnail_quality"`
+	Tracker          Tracker `yaml:"tracker"`
+}
+
+// Tracker configures the tracker that follows objects across frames.
+type Tracker struct {
+	// IoU is the least overlap between a track's predicted box and a detection for them to match.
+	// It defaults to 0.3.
+	IoU float64 `yaml:"iou"`
+	// Hits is how many sightings make an object; 1 trusts the detector's first. It defaults to 1.
+	Hits int `yaml:"hits"`
+	// MaxMissed is how many frames in a row a track may go unseen before it ends. It defaults to 5.
+	MaxMissed int `yaml:"max_missed"`
 }
 
 // Sink configures the writer from the bus into PostgreSQL.
@@ -274,7 +293,8 @@ func Default() Config {
 			},
 			Detect: Detect{Threads: 1, Confidence: 0.35, IoU: 0.5,
 				Classes: append([]string(nil), SecurityClasses...), ClassConfidence: map[string]float64{}},
-			Moments: Moments{IdleGap: 3 * time.Second, MaxLength: 60 * time.Second},
+			Moments: Moments{IdleGap: 3 * time.Second, MaxLength: 60 * time.Second, UpdateEvery: 5 * time.Second,
+				ThumbnailWidth: 640, ThumbnailQuality: 80, Tracker: Tracker{IoU: 0.3, Hits: 1, MaxMissed: 5}},
 		},
 		Sink:    Sink{BatchSize: 256, BatchWait: 50 * time.Millisecond},
 		Index:   Index{CommitTimeout: 2 * time.Minute},
@@ -404,6 +424,24 @@ func (c Config) Validate() error {
 	}
 	if p.Moments.MaxLength < p.Moments.IdleGap {
 		bad("pipeline.moments.max_length", "must be at least idle_gap (%s), got %s", p.Moments.IdleGap, p.Moments.MaxLength)
+	}
+	if p.Moments.UpdateEvery <= 0 {
+		bad("pipeline.moments.update_every", "must be positive, got %s", p.Moments.UpdateEvery)
+	}
+	if p.Moments.ThumbnailWidth < 32 {
+		bad("pipeline.moments.thumbnail_width", "must be at least 32, got %d", p.Moments.ThumbnailWidth)
+	}
+	if q := p.Moments.ThumbnailQuality; q < 1 || q > 100 {
+		bad("pipeline.moments.thumbnail_quality", "must be 1 to 100, got %d", q)
+	}
+	if t := p.Moments.Tracker; t.IoU <= 0 || t.IoU >= 1 {
+		bad("pipeline.moments.tracker.iou", "must be in (0, 1), got %g", t.IoU)
+	}
+	if p.Moments.Tracker.Hits < 1 {
+		bad("pipeline.moments.tracker.hits", "must be at least 1, got %d", p.Moments.Tracker.Hits)
+	}
+	if p.Moments.Tracker.MaxMissed < 1 {
+		bad("pipeline.moments.tracker.max_missed", "must be at least 1, got %d", p.Moments.Tracker.MaxMissed)
 	}
 	if c.Sink.BatchSize < 1 {
 		bad("sink.batch_size", "must be at least 1, got %d", c.Sink.BatchSize)

@@ -192,7 +192,10 @@ func (a *app) pipeline() *pipeline.Pipeline {
 			Width: p.Motion.Width, History: p.Motion.History, VarThreshold: p.Motion.VarThreshold,
 			MinArea: p.Motion.MinArea, Warmup: p.Motion.Warmup,
 		},
-		Moments:  track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength},
+		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength,
+			UpdateEvery: p.Moments.UpdateEvery, ThumbnailWidth: p.Moments.ThumbnailWidth,
+			ThumbnailQuality: p.Moments.ThumbnailQuality, Tracker: track.TrackerConfig{
+				IoU: float32(p.Moments.Tracker.IoU), Hits: p.Moments.Tracker.Hits, MaxMissed: p.Moments.Tracker.MaxMissed}},
 		Embedder: a.embedder(),
 	}, a.det, a.bus, pipeline.NewMetrics(a.reg), a.log)
 	return a.pipe

@@ -79,7 +79,10 @@ func Start(t testing.TB) System {
 		QueueSize: p.QueueSize, Gate: true,
 		Motion: motion.Config{Width: p.Motion.Width, History: p.Motion.History,
 			VarThreshold: p.Motion.VarThreshold, MinArea: p.Motion.MinArea, Warmup: p.Motion.Warmup},
-		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength},
+		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength,
+			UpdateEvery: p.Moments.UpdateEvery, ThumbnailWidth: p.Moments.ThumbnailWidth,
+			ThumbnailQuality: p.Moments.ThumbnailQuality, Tracker: track.TrackerConfig{
+				IoU: float32(p.Moments.Tracker.IoU), Hits: p.Moments.Tracker.Hits, MaxMissed: p.Moments.Tracker.MaxMissed}},
 	}, det, b, pipeline.NewMetrics(reg), log)
 	replays, err := replay.New(replay.Config{}, log)
 	if err != nil {
