@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/vigilcam/vigil/ingest"
+	"github.com/vigilcam/vigil/pipeline/motion"
 	"github.com/vigilcam/vigil/sink/store"
 )
 
@@ -35,17 +36,20 @@ type cameraRequest struct {
 	AnalysisFPS   float64 `json:"analysis_fps"`
 	KeyframesOnly bool    `json:"keyframes_only"`
 	Enabled       bool    `json:"enabled"`
+	// MotionMask lists areas whose movement is ignored: polygons of {x, y} in fractions of the frame.
+	MotionMask []motion.Polygon `json:"motion_mask"`
 }
 
 // cameraPatch is the body of PATCH /api/v1/cameras/{id}, a JSON merge patch (RFC 7396).
 type cameraPatch struct {
-	Name          optional[string]  `json:"name"`
-	URL           optional[string]  `json:"url"`
-	Username      optional[string]  `json:"username"`
-	Password      optional[string]  `json:"password"`
-	AnalysisFPS   optional[float64] `json:"analysis_fps"`
-	KeyframesOnly optional[bool]    `json:"keyframes_only"`
-	Enabled       optional[bool]    `json:"enabled"`
+	Name          optional[string]           `json:"name"`
+	URL           optional[string]           `json:"url"`
+	Username      optional[string]           `json:"username"`
+	Password      optional[string]           `json:"password"`
+	AnalysisFPS   optional[float64]          `json:"analysis_fps"`
+	KeyframesOnly optional[bool]             `json:"keyframes_only"`
+	Enabled       optional[bool]             `json:"enabled"`
+	MotionMask    optional[[]motion.Polygon] `json:"motion_mask"`
 }
 
 func (p cameraPatch) patch() store.CameraPatch {
@@ -53,7 +57,7 @@ func (p cameraPatch) patch() store.CameraPatch {
 		Name: p.Name.change(""), URL: p.URL.change(""),
 		Username: p.Username.change(""), Password: p.Password.change(""),
 		AnalysisFPS: p.AnalysisFPS.change(0), KeyframesOnly: p.KeyframesOnly.change(false),
-		Enabled: p.Enabled.change(true),
+		Enabled: p.Enabled.change(true), MotionMask: p.MotionMask.change(nil),
 	}
 }
 
@@ -111,6 +115,7 @@ func (s *Server) addCamera(w http.ResponseWriter, r *http.Request) {
 	c, err := s.store.AddCamera(r.Context(), tenant, store.CameraSpec{
 		Name: req.Name, URL: req.URL, Username: req.Username, Password: req.Password,
 		AnalysisFPS: req.AnalysisFPS, KeyframesOnly: req.KeyframesOnly, Enabled: req.Enabled,
+		MotionMask: req.MotionMask,
 	})
 	if err != nil {
 		s.cameraFail(w, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilcam/vigil/ingest"
+	"github.com/vigilcam/vigil/pipeline/motion"
 	"github.com/vigilcam/vigil/sink/api"
 	"github.com/vigilcam/vigil/sink/store"
 	"github.com/vigilcam/vigil/sink/store/storetest"
@@ -269,4 +270,35 @@ func FuzzCameraBody(f *testing.F) {
 			t.Fatalf("%s %q: %d %s", method, body, resp.StatusCode, data)
 		}
 	})
+}
+
+// TestCameraMotionMask: a mask given when a camera is added comes back, a patch replaces it, null
+// removes it, and a mask outside the frame is refused with the reason.
+func TestCameraMotionMask(t *testing.T) {
+	st := storetest.Open(t)
+	srv := httptest.NewServer(api.New(api.Config{Tenant: "default"}, st, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
+	t.Cleanup(srv.Close)
+	clock := `[[{"x":0.8,"y":0},{"x":1,"y":0},{"x":1,"y":0.1},{"x":0.8,"y":0.1}]]`
+	status, _, body := do(t, srv, "POST", "/api/v1/cameras", `{"name":"yard","url":"rtsp://cam/yard","motion_mask":`+clock+`}`)
+	var cam struct {
+		ID         int64            `json:"video_id"`
+		MotionMask []motion.Polygon `json:"motion_mask"`
+	}
+	if err := json.Unmarshal([]byte(body), &cam); err != nil || status != http.StatusCreated || len(cam.MotionMask) != 1 || cam.MotionMask[0][2] != (motion.Point{X: 1, Y: 0.1}) {
+		t.Fatalf("POST with a mask: %d %s", status, body)
+	}
+	path := "/api/v1/cameras/" + itoa(cam.ID)
+	status, _, body = do(t, srv, "PATCH", path, `{"motion_mask":[`+clock[1:len(clock)-1]+`,[{"x":0,"y":0.5},{"x":0.3,"y":0.5},{"x":0.3,"y":1}]]}`)
+	if err := json.Unmarshal([]byte(body), &cam); err != nil || status != http.StatusOK || len(cam.MotionMask) != 2 {
+		t.Fatalf("PATCH to two polygons: %d %s", status, body)
+	}
+	status, _, body = do(t, srv, "PATCH", path, `{"motion_mask":null}`)
+	cam.MotionMask = nil
+	if err := json.Unmarshal([]byte(body), &cam); err != nil || status != http.StatusOK || len(cam.MotionMask) != 0 {
+		t.Fatalf("PATCH null: %d %s", status, body)
+	}
+	status, _, body = do(t, srv, "PATCH", path, `{"motion_mask":[[{"x":0,"y":0},{"x":2,"y":0},{"x":0,"y":1}]]}`)
+	if status != http.StatusBadRequest || !strings.Contains(body, "motion_mask") || !strings.Contains(body, "not within the frame") {
+		t.Errorf("mask outside the frame: %d %s", status, body)
+	}
 }

@@ -125,7 +125,7 @@ func (c *Cameras) reconcile(ctx context.Context) error {
 // sameStream reports whether a running watch can keep going for cam's new registry entry.
 func sameStream(a, b store.Camera) bool {
 	return a.StreamURL() == b.StreamURL() && a.AnalysisFPS == b.AnalysisFPS &&
-		a.KeyframesOnly == b.KeyframesOnly && a.Name == b.Name
+		a.KeyframesOnly == b.KeyframesOnly && a.Name == b.Name && store.SameMask(a.MotionMask, b.MotionMask)
 }
 
 func (c *Cameras) start(ctx context.Context, cam store.Camera) *watch {
@@ -153,7 +153,7 @@ func (c *Cameras) start(ctx context.Context, cam store.Camera) *watch {
 	go sup.Run(supCtx)
 	go func() {
 		defer close(w.done)
-		job := pipeline.Job{Tenant: cam.Tenant, VideoID: cam.ID, Source: cam.Name, Live: true,
+		job := pipeline.Job{Tenant: cam.Tenant, VideoID: cam.ID, Source: cam.Name, Live: true, MotionMask: cam.MotionMask,
 			Key: []byte("camera/" + strconv.FormatInt(cam.ID, 10))}
 		for {
 			_, err := c.pipe.Run(supCtx, sup, job)

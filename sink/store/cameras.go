@@ -18,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/vigilcam/vigil/pipeline/motion"
 )
 
 // Where a camera was declared.
@@ -55,6 +57,12 @@ const camerasChannel = "vigil_cameras"
 // tenant (the second key is the tenant's hash), so replicas starting together do not race.
 const cameraSyncLock = 0x63616d73 // "cams"
 
+// Limits on a motion mask: plenty for a clock, a flag and a row of trees.
+const (
+	maxMaskPolygons = 32
+	maxMaskPoints   = 64
+)
+
 // redactedPassword stands in for a password wherever a camera's URL is shown.
 const redactedPassword = "xxxxx"
 
@@ -74,6 +82,8 @@ type Camera struct {
 	KeyframesOnly bool `json:"keyframes_only"`
 	// Enabled cameras are watched; disabled ones stay registered but get no supervisor.
 	Enabled bool `json:"enabled"`
+	// MotionMask lists the areas whose movement the motion gate ignores.
+	MotionMask []motion.Polygon `json:"motion_mask,omitempty"`
 	// Declared is DeclaredAPI or DeclaredConfig.
 	Declared  string    `json:"declared"`
 	CreatedAt time.Time `json:"created_at"`
@@ -100,6 +110,7 @@ func (c Camera) spec() CameraSpec {
 	return CameraSpec{
 		Name: c.Name, URL: c.address, Username: c.Username, Password: c.password,
 		AnalysisFPS: c.AnalysisFPS, KeyframesOnly: c.KeyframesOnly, Enabled: c.Enabled,
+		MotionMask: c.MotionMask,
 	}
 }
 
@@ -117,6 +128,8 @@ type CameraSpec struct {
 	AnalysisFPS   float64
 	KeyframesOnly bool
 	Enabled       bool
+	// MotionMask lists areas whose movement never counts; at most 32 polygons of 64 points.
+	MotionMask []motion.Polygon
 }
 
 // camera checks the spec and returns the camera it declares, or an error wrapping ErrInvalid
@@ -126,6 +139,7 @@ func (sp CameraSpec) camera() (Camera, error) {
 	c := Camera{
 		Name: strings.TrimSpace(sp.Name), Username: sp.Username, password: sp.Password,
 		AnalysisFPS: float32Decimal(float32(sp.AnalysisFPS)), KeyframesOnly: sp.KeyframesOnly, Enabled: sp.Enabled,
+		MotionMask: sp.MotionMask,
 	}
 	switch {
 	case c.Name == "":
@@ -154,6 +168,11 @@ func (sp CameraSpec) camera() (Camera, error) {
 	}
 	if fps := sp.AnalysisFPS; fps != 0 && !(fps > 0 && fps <= maxCameraFPS) {
 		problems = append(problems, fmt.Sprintf("analysis_fps must be in (0, %d], got %g", maxCameraFPS, fps))
+	}
+	if err := motion.ValidateMask(sp.MotionMask); err != nil {
+		problems = append(problems, "motion_mask: "+err.Error())
+	} else if len(sp.MotionMask) > maxMaskPolygons || slices.ContainsFunc(sp.MotionMask, func(p motion.Polygon) bool { return len(p) > maxMaskPoints }) {
+		problems = append(problems, fmt.Sprintf("motion_mask: at most %d polygons of %d points", maxMaskPolygons, maxMaskPoints))
 	}
 	if len(problems) > 0 {
 		return Camera{}, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
@@ -256,7 +275,12 @@ func float32Decimal(f float32) float64 {
 func (c Camera) sameSettings(o Camera) bool {
 	return c.Name == o.Name && c.address == o.address && c.Username == o.Username &&
 		c.password == o.password && c.AnalysisFPS == o.AnalysisFPS &&
-		c.KeyframesOnly == o.KeyframesOnly && c.Enabled == o.Enabled
+		c.KeyframesOnly == o.KeyframesOnly && c.Enabled == o.Enabled && SameMask(c.MotionMask, o.MotionMask)
+}
+
+// SameMask reports whether two motion masks are the same polygons in the same order.
+func SameMask(a, b []motion.Polygon) bool {
+	return slices.EqualFunc(a, b, func(p, q motion.Polygon) bool { return slices.Equal(p, q) })
 }
 
 // CameraPatch changes some of a camera's settings; nil fields stay as they are. A new URL with
@@ -271,6 +295,7 @@ type CameraPatch struct {
 	AnalysisFPS   *float64
 	KeyframesOnly *bool
 	Enabled       *bool
+	MotionMask    *[]motion.Polygon
 }
 
 func (p CameraPatch) apply(sp CameraSpec) CameraSpec {
@@ -297,17 +322,20 @@ func (p CameraPatch) apply(sp CameraSpec) CameraSpec {
 	if p.Enabled != nil {
 		sp.Enabled = *p.Enabled
 	}
+	if p.MotionMask != nil {
+		sp.MotionMask = *p.MotionMask
+	}
 	return sp
 }
 
 const cameraColumns = `video_id, tenant, name, url, username, password, analysis_fps, keyframes_only,
-	enabled, declared, created_at, updated_at`
+	enabled, declared, created_at, updated_at, motion_mask`
 
 func scanCamera(row pgx.Row) (Camera, error) {
 	var c Camera
 	var fps *float32
 	err := row.Scan(&c.ID, &c.Tenant, &c.Name, &c.address, &c.Username, &c.password, &fps,
-		&c.KeyframesOnly, &c.Enabled, &c.Declared, &c.CreatedAt, &c.UpdatedAt)
+		&c.KeyframesOnly, &c.Enabled, &c.Declared, &c.CreatedAt, &c.UpdatedAt, &c.MotionMask)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -496,20 +524,21 @@ func insertCamera(ctx context.Context, tx pgx.Tx, tenant string, c Camera, decla
 			INSERT INTO videos (tenant, kind, name, path, processing_status)
 			VALUES ($1, 'camera', $2, $3, 'ready') RETURNING video_id)
 		INSERT INTO cameras (video_id, tenant, name, url, username, password, analysis_fps,
-			keyframes_only, enabled, declared)
-		SELECT video_id, $1, $2, $4, $5, $6, $7, $8, $9, $10 FROM v
+			keyframes_only, enabled, declared, motion_mask)
+		SELECT video_id, $1, $2, $4, $5, $6, $7, $8, $9, $10, $11 FROM v
 		RETURNING `+cameraColumns,
 		tenant, c.Name, c.URL, c.address, c.Username, c.password, fpsParam(c.AnalysisFPS),
-		c.KeyframesOnly, c.Enabled, declared))
+		c.KeyframesOnly, c.Enabled, declared, maskParam(c.MotionMask)))
 }
 
 // updateCamera rewrites a camera's settings and keeps its videos row's name and path in step.
 func updateCamera(ctx context.Context, tx pgx.Tx, id int64, c Camera, declared string) (Camera, error) {
 	updated, err := scanCamera(tx.QueryRow(ctx, `
 		UPDATE cameras SET name = $2, url = $3, username = $4, password = $5, analysis_fps = $6,
-			keyframes_only = $7, enabled = $8, declared = $9, updated_at = now()
+			keyframes_only = $7, enabled = $8, declared = $9, motion_mask = $10, updated_at = now()
 		WHERE video_id = $1 RETURNING `+cameraColumns,
-		id, c.Name, c.address, c.Username, c.password, fpsParam(c.AnalysisFPS), c.KeyframesOnly, c.Enabled, declared))
+		id, c.Name, c.address, c.Username, c.password, fpsParam(c.AnalysisFPS), c.KeyframesOnly, c.Enabled, declared,
+		maskParam(c.MotionMask)))
 	if err != nil {
 		return updated, err
 	}
@@ -598,4 +627,12 @@ func (s *Store) watchCameras(ctx context.Context, conn *pgx.Conn, changes chan<-
 		log.Info("camera notifications restored")
 		signal()
 	}
+}
+
+// maskParam stores no mask as an empty list, which the column's NOT NULL wants.
+func maskParam(mask []motion.Polygon) []motion.Polygon {
+	if mask == nil {
+		return []motion.Polygon{}
+	}
+	return mask
 }

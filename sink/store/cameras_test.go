@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -72,13 +73,13 @@ func TestCameraCRUD(t *testing.T) {
 	}
 
 	list, err := s.Cameras(ctx, "acme")
-	if err != nil || len(list) != 2 || list[0].Name != "door" || list[1] != c {
+	if err != nil || len(list) != 2 || list[0].Name != "door" || !reflect.DeepEqual(list[1], c) {
 		t.Fatalf("list %v: %v", list, err)
 	}
-	if got, err := s.Camera(ctx, "acme", c.ID); err != nil || got != c {
+	if got, err := s.Camera(ctx, "acme", c.ID); err != nil || !reflect.DeepEqual(got, c) {
 		t.Errorf("camera %v: %v, want %v", got, err, c)
 	}
-	if got, err := s.CameraByName(ctx, "acme", "door"); err != nil || got != door {
+	if got, err := s.CameraByName(ctx, "acme", "door"); err != nil || !reflect.DeepEqual(got, door) {
 		t.Errorf("camera by name %v: %v, want %v", got, err, door)
 	}
 
@@ -182,7 +183,7 @@ func FuzzCameraURL(f *testing.F) {
 			t.Fatalf("redacted url %q shows the password", c.URL)
 		}
 		again, err := store.CheckSpec(store.CameraSpec{Name: "cam", URL: c.StreamURL()})
-		if err != nil || again != c {
+		if err != nil || !reflect.DeepEqual(again, c) {
 			t.Fatalf("stream url %q does not round-trip: %v %+v, want %+v", c.StreamURL(), err, again, c)
 		}
 	})
@@ -336,7 +337,7 @@ func TestSyncConfigCameras(t *testing.T) {
 		t.Fatal(err)
 	}
 	quiet(t, changes, "an unchanged sync")
-	if got, _ := s.Camera(ctx, "acme", gate.ID); got != gate {
+	if got, _ := s.Camera(ctx, "acme", gate.ID); !reflect.DeepEqual(got, gate) {
 		t.Errorf("unchanged sync rewrote %v", got)
 	}
 
