@@ -32,11 +32,13 @@ bench-cameras:
 	go test -run '^$$' -bench Cameras -benchtime 1x -timeout 30m ./ingest/rtsp/
 
 # The detector's overhead around ONNX Runtime, what the motion gate keeps from it at what cost,
-# and capture-to-published latency on a live stream, each from one run.
+# capture-to-published latency on a live stream, and cameras sustained with the detector in, each
+# from one run.
 bench-pipeline:
 	go test -run '^$$' -bench DetectOverhead -benchtime 1x ./pipeline/detect/
 	go test -run '^$$' -bench MotionGate -benchtime 1x ./pipeline/motion/
 	go test -run '^$$' -bench LiveLatency -benchtime 1x ./pipeline/
+	go test -run '^$$' -bench CamerasWithDetector -benchtime 1x -timeout 30m ./pipeline/
 
 clean:
 	rm -rf bin

@@ -106,7 +106,7 @@ func newPipeline(t testing.TB, reg *prometheus.Registry, pub pipeline.Publisher,
 	}, det, pub, pipeline.NewMetrics(reg), slog.New(slog.DiscardHandler))
 }
 
-func counter(t *testing.T, reg *prometheus.Registry, name, stage string) float64 {
+func counter(t testing.TB, reg *prometheus.Registry, name, stage string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
