@@ -147,7 +147,9 @@ func (g *Gate) Apply(f *ingest.Frame) (res Result, err error) {
 	copy(pix, f.BGR)
 	w := min(g.cfg.Width, f.Width)
 	h := max(1, f.Height*w/f.Width)
-	gocv.Resize(g.src, &g.small, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
+	// Bilinear, not area averaging: on a 768-pixel frame it costs an eighth as much (0.13 ms against
+	// 1.1 ms, more than MOG2 itself), and the blur below removes the aliasing it lets through.
+	gocv.Resize(g.src, &g.small, image.Pt(w, h), 0, 0, gocv.InterpolationLinear)
 	gocv.CvtColor(g.small, &g.grey, gocv.ColorBGRToGray)
 	// Blur so that sensor noise and compression blocks do not read as motion.
 	gocv.GaussianBlur(g.grey, &g.grey, image.Pt(5, 5), 0, 0, gocv.BorderDefault)
