@@ -94,13 +94,7 @@ func runLive(b *testing.B, p *pipeline.Pipeline, reg *prometheus.Registry, clip 
 		}()
 		url := r.URL()
 		sups[i] = ingest.NewSupervisor(ingest.SupervisorConfig{Camera: fmt.Sprint("cam", i),
-			Attempt: func(ctx context.Context, h ingest.Handler) error {
-				src, err := rtsp.New(rtsp.Config{URL: url, Transport: "tcp", FPS: 5})
-				if err != nil {
-					return err
-				}
-				return src.Run(ctx, h)
-			}}, metrics, slog.New(slog.DiscardHandler))
+			Attempt: rtsp.Attempt(rtsp.Config{URL: url, Transport: "tcp", FPS: 5})}, metrics, slog.New(slog.DiscardHandler))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

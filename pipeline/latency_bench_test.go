@@ -77,13 +77,9 @@ func BenchmarkLiveLatency(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)
-	sup := ingest.NewSupervisor(ingest.SupervisorConfig{Camera: "bench", Attempt: func(ctx context.Context, h ingest.Handler) error {
-		src, err := rtsp.New(rtsp.Config{URL: r.URL(), Transport: "tcp", FPS: 5})
-		if err != nil {
-			return err
-		}
-		return src.Run(ctx, h)
-	}}, ingest.NewCameraMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	sup := ingest.NewSupervisor(ingest.SupervisorConfig{Camera: "bench",
+		Attempt: rtsp.Attempt(rtsp.Config{URL: r.URL(), Transport: "tcp", FPS: 5})},
+		ingest.NewCameraMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	go sup.Run(ctx)
 
 	pub := &opened{}

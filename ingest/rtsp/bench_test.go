@@ -100,14 +100,8 @@ func runCameras(b *testing.B, clip string, n int, window time.Duration) camerasR
 		go func() { defer wg.Done(); r.Run(ctx) }()
 		url := r.URL()
 		sups[i] = ingest.NewSupervisor(ingest.SupervisorConfig{
-			Camera: fmt.Sprint("cam", i),
-			Attempt: func(ctx context.Context, h ingest.Handler) error {
-				src, err := rtsp.New(rtsp.Config{URL: url, Transport: "tcp", FPS: 5})
-				if err != nil {
-					return err
-				}
-				return src.Run(ctx, h)
-			},
+			Camera:  fmt.Sprint("cam", i),
+			Attempt: rtsp.Attempt(rtsp.Config{URL: url, Transport: "tcp", FPS: 5}),
 		}, ingest.NewCameraMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 		wg.Add(2)
 		go func() { defer wg.Done(); sups[i].Run(ctx) }()

@@ -152,13 +152,7 @@ func TestFlaps(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	sup := ingest.NewSupervisor(ingest.SupervisorConfig{
 		Camera: "flappy", MinBackoff: 50 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
-		Attempt: func(ctx context.Context, h ingest.Handler) error {
-			src, err := rtsp.New(rtsp.Config{URL: cam.url(), Transport: "tcp", FPS: 5, Timeout: 3 * time.Second})
-			if err != nil {
-				return err
-			}
-			return src.Run(ctx, h)
-		},
+		Attempt: rtsp.Attempt(rtsp.Config{URL: cam.url(), Transport: "tcp", FPS: 5, Timeout: 3 * time.Second}),
 	}, ingest.NewCameraMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -91,6 +91,18 @@ func New(cfg Config) (*Source, error) {
 	return s, nil
 }
 
+// Attempt returns the supervisor's attempt at the stream: a new Source each time, so that nothing
+// of a failed connection carries over.
+func Attempt(cfg Config) ingest.Attempt {
+	return func(ctx context.Context, h ingest.Handler) error {
+		s, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		return s.Run(ctx, h)
+	}
+}
+
 // Stats returns what the attempt has decoded so far; it is safe to call while Run runs.
 func (s *Source) Stats() Stats {
 	s.mu.Lock()

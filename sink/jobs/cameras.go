@@ -135,16 +135,10 @@ func (c *Cameras) start(ctx context.Context, cam store.Camera) *watch {
 	}
 	label := cam.Tenant + "/" + cam.Name
 	log := c.log.With("camera", label, "video", cam.ID)
-	src := rtsp.Config{URL: cam.StreamURL(), Transport: c.cfg.Transport, FPS: fps, KeyframesOnly: cam.KeyframesOnly}
 	sup := ingest.NewSupervisor(ingest.SupervisorConfig{
 		Camera: label, MinBackoff: c.cfg.MinBackoff, MaxBackoff: c.cfg.MaxBackoff,
-		Attempt: func(ctx context.Context, h ingest.Handler) error {
-			s, err := rtsp.New(src)
-			if err != nil {
-				return err
-			}
-			return s.Run(ctx, h)
-		},
+		Attempt: rtsp.Attempt(rtsp.Config{URL: cam.StreamURL(), Transport: c.cfg.Transport, FPS: fps,
+			KeyframesOnly: cam.KeyframesOnly}),
 	}, c.metrics, c.log)
 	// Cancelling stops the supervisor and makes the pipeline drain what it holds and publish the
 	// open moment before it ends.
