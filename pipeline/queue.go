@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Policy says what a full queue does with one more item.
@@ -22,14 +24,17 @@ const (
 // numbered after it, so the stages behind see no gaps, and their bounded, blocking queues push
 // back to it when the detector falls behind.
 type queue struct {
-	stage   string // the stage that takes from it, for metrics
-	policy  Policy
-	ch      chan item
-	metrics *Metrics
+	policy Policy
+	ch     chan item
+	// The series of the stage that takes from the queue, looked up once: a queue sees every frame.
+	depth   prometheus.Gauge
+	dropped prometheus.Counter
+	wait    prometheus.Observer
 }
 
 func newQueue(stage string, size int, policy Policy, m *Metrics) *queue {
-	return &queue{stage: stage, policy: policy, ch: make(chan item, size), metrics: m}
+	return &queue{policy: policy, ch: make(chan item, size), depth: m.depth.WithLabelValues(stage),
+		dropped: m.dropped.WithLabelValues(stage), wait: m.wait.WithLabelValues(stage)}
 }
 
 // put enqueues it, or gives up when ctx ends (Block only).
@@ -39,21 +44,21 @@ func (q *queue) put(ctx context.Context, it item) error {
 		for {
 			select {
 			case q.ch <- it:
-				q.metrics.depth.WithLabelValues(q.stage).Inc()
+				q.depth.Inc()
 				return nil
 			default:
 			}
 			select {
 			case <-q.ch:
-				q.metrics.depth.WithLabelValues(q.stage).Dec()
-				q.metrics.dropped.WithLabelValues(q.stage).Inc()
+				q.depth.Dec()
+				q.dropped.Inc()
 			default: // a taker got there first: there is room now
 			}
 		}
 	}
 	select {
 	case q.ch <- it:
-		q.metrics.depth.WithLabelValues(q.stage).Inc()
+		q.depth.Inc()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -65,8 +70,8 @@ func (q *queue) put(ctx context.Context, it item) error {
 func (q *queue) take() (item, bool) {
 	it, ok := <-q.ch
 	if ok {
-		q.metrics.depth.WithLabelValues(q.stage).Dec()
-		q.metrics.wait.WithLabelValues(q.stage).Observe(time.Since(it.queued).Seconds())
+		q.depth.Dec()
+		q.wait.Observe(time.Since(it.queued).Seconds())
 	}
 	return it, ok
 }
