@@ -80,6 +80,21 @@ type rtpDecoder interface {
 	Decode(*rtp.Packet) ([][]byte, error)
 }
 
+// playing runs rp until ctx ends and attaches one reader that has sent PLAY; Run's result
+// arrives on the channel.
+func playing(t testing.TB, ctx context.Context, rp *replay.Replay, readTimeout time.Duration) (*reader, <-chan error) {
+	t.Helper()
+	done := run(ctx, rp)
+	rd, err := dial(t, rp.URL(), readTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.play(); err != nil {
+		t.Fatal(err)
+	}
+	return rd, done
+}
+
 // dial connects to url and sets the stream up; play starts it.
 func dial(t testing.TB, url string, readTimeout time.Duration) (*reader, error) {
 	t.Helper()
@@ -164,14 +179,7 @@ func replayAll(t testing.TB, rp *replay.Replay, pause func(i int) time.Duration)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	done := run(ctx, rp)
-	rd, err := dial(t, rp.URL(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rd.play(); err != nil {
-		t.Fatal(err)
-	}
+	rd, done := playing(t, ctx, rp, 0)
 	var got []au
 	for {
 		select {

@@ -63,14 +63,7 @@ func TestRealTimeLoop(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	done := run(ctx, rp)
-	rd, err := dial(t, rp.URL(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rd.play(); err != nil {
-		t.Fatal(err)
-	}
+	rd, done := playing(t, ctx, rp, 0)
 	// A reader that joins a live stream starts at its next random access unit.
 	var got []au
 	var first time.Time

@@ -47,14 +47,7 @@ func TestSecondReader(t *testing.T) {
 	rp := open(t, newServer(t), clip(t, "dog.mp4"), replay.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	done := run(ctx, rp)
-	first, err := dial(t, rp.URL(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := first.play(); err != nil {
-		t.Fatal(err)
-	}
+	first, done := playing(t, ctx, rp, 0)
 	<-first.aus
 	if _, err := dial(t, rp.URL(), 0); !isStatus(err, base.StatusServiceUnavailable) {
 		t.Errorf("second reader: %v, want 503", err)
@@ -80,14 +73,7 @@ func TestReaderLeaves(t *testing.T) {
 	rp := open(t, newServer(t), clip(t, "dog.mp4"), replay.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	done := run(ctx, rp)
-	rd, err := dial(t, rp.URL(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rd.play(); err != nil {
-		t.Fatal(err)
-	}
+	rd, done := playing(t, ctx, rp, 0)
 	for i := range 10 {
 		<-rd.aus
 		rp.Ack(int64(i + 1))
@@ -104,14 +90,7 @@ func TestReaderHangsUpAtEnd(t *testing.T) {
 	rp := open(t, newServer(t), clip(t, "dog.mp4"), replay.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	done := run(ctx, rp)
-	rd, err := dial(t, rp.URL(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rd.play(); err != nil {
-		t.Fatal(err)
-	}
+	rd, done := playing(t, ctx, rp, 0)
 	for n := range rp.Info().Frames {
 		<-rd.aus
 		rp.Ack(n + 1)
@@ -129,14 +108,7 @@ func TestClose(t *testing.T) {
 	rp := open(t, srv, clip(t, "dog.mp4"), replay.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	done := run(ctx, rp)
-	rd, err := dial(t, rp.URL(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rd.play(); err != nil {
-		t.Fatal(err)
-	}
+	rd, done := playing(t, ctx, rp, 0)
 	<-rd.aus // never acknowledged: Run waits
 	if err := rp.Run(ctx); err == nil {
 		t.Error("a second Run succeeded")

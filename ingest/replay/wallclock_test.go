@@ -26,14 +26,7 @@ func TestStalledReader(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	done := run(ctx, rp)
-	rd, err := dial(t, rp.URL(), 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rd.play(); err != nil {
-		t.Fatal(err)
-	}
+	rd, done := playing(t, ctx, rp, 2*time.Second)
 	var got []au
 	for {
 		select {
