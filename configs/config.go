@@ -140,6 +140,9 @@ type Motion struct {
 	History int `yaml:"history"`
 	// VarThreshold is MOG2's squared Mahalanobis distance for foreground. It defaults to 16.
 	VarThreshold float64 `yaml:"var_threshold"`
+	// LearningRate is how much each frame updates the background model, from 0 to 1; 0 uses
+	// OpenCV's automatic rate, which settles at 1/history. It defaults to 0.
+	LearningRate float64 `yaml:"learning_rate"`
 	// MinArea is the smallest moving region, as a fraction of the frame, that counts as motion.
 	// It defaults to 0.001.
 	MinArea float64 `yaml:"min_area"`
@@ -241,10 +244,14 @@ type Camera struct {
 	KeyframesOnly bool `yaml:"keyframes_only"`
 	// Enabled watches the camera; false keeps it registered but unwatched. It defaults to true.
 	Enabled bool `yaml:"enabled"`
+	// MotionMask lists areas whose movement never counts, such as a clock or trees in the wind:
+	// polygons of {x, y} points in fractions of the frame, e.g. [[{x: 0.8, y: 0}, {x: 1, y: 0},
+	// {x: 1, y: 0.1}]]. It defaults to none.
+	MotionMask []Polygon `yaml:"motion_mask"`
 }
 
 // cameraKeys are the YAML keys of a camera.
-var cameraKeys = map[string]bool{"name": true, "url": true, "analysis_fps": true, "keyframes_only": true, "enabled": true}
+var cameraKeys = map[string]bool{"name": true, "url": true, "analysis_fps": true, "keyframes_only": true, "enabled": true, "motion_mask": true}
 
 // UnmarshalYAML decodes a camera over its defaults, since a list item otherwise starts from zero.
 // yaml.v3 does not pass KnownFields on to custom unmarshalers, so unknown keys are refused here.
@@ -393,6 +400,9 @@ func (c Config) Validate() error {
 	if p.Motion.History < 1 {
 		bad("pipeline.motion.history", "must be at least 1, got %d", p.Motion.History)
 	}
+	if lr := p.Motion.LearningRate; !(lr >= 0 && lr <= 1) {
+		bad("pipeline.motion.learning_rate", "must be in [0, 1], got %g", lr)
+	}
 	if p.Motion.VarThreshold <= 0 {
 		bad("pipeline.motion.var_threshold", "must be positive, got %g", p.Motion.VarThreshold)
 	}
@@ -475,6 +485,9 @@ func (c Config) Validate() error {
 		}
 		if fps := cam.AnalysisFPS; fps != 0 && !(fps > 0 && fps <= 60) {
 			bad(field+".analysis_fps", "must be in (0, 60], or 0 for pipeline.analysis_fps, got %g", fps)
+		}
+		if err := ValidateMask(cam.MotionMask); err != nil {
+			bad(field+".motion_mask", "%v", err)
 		}
 	}
 	return errors.Join(errs...)

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/ingest"
 	"github.com/vigilcam/vigil/pipeline/detect"
 	"github.com/vigilcam/vigil/pipeline/motion"
@@ -65,7 +66,7 @@ type Job struct {
 	// rather than the source held up. A replay (false) is never dropped from.
 	Live bool
 	// MotionMask lists the source's areas whose movement the motion gate ignores.
-	MotionMask []motion.Polygon
+	MotionMask []configs.Polygon
 }
 
 // Pipeline analyses sources with one shared detector.
@@ -185,7 +186,7 @@ func (p *Pipeline) Run(ctx context.Context, src Source, job Job) (Result, error)
 
 // gate numbers the frames that got past the ingress queue, in order (the stages behind restore
 // that order), and marks the moving ones for the detector.
-func (p *Pipeline) gate(ctx context.Context, in, out *queue, mask []motion.Polygon, moving *atomic.Int64) error {
+func (p *Pipeline) gate(ctx context.Context, in, out *queue, mask []configs.Polygon, moving *atomic.Int64) error {
 	var g *motion.Gate
 	if p.cfg.Gate {
 		cfg := p.cfg.Motion

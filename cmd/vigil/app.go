@@ -189,7 +189,7 @@ func (a *app) pipeline() *pipeline.Pipeline {
 		QueueSize: p.QueueSize,
 		Gate:      p.Motion.Enabled,
 		Motion: motion.Config{
-			Width: p.Motion.Width, History: p.Motion.History, VarThreshold: p.Motion.VarThreshold,
+			Width: p.Motion.Width, History: p.Motion.History, VarThreshold: p.Motion.VarThreshold, LearningRate: p.Motion.LearningRate,
 			MinArea: p.Motion.MinArea, Warmup: p.Motion.Warmup,
 		},
 		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength,
@@ -253,7 +253,7 @@ func (a *app) startCameras(ctx context.Context) (*jobs.Cameras, error) {
 	specs := make([]store.CameraSpec, 0, len(a.cfg.Cameras))
 	for _, c := range a.cfg.Cameras {
 		specs = append(specs, store.CameraSpec{Name: c.Name, URL: c.URL, AnalysisFPS: c.AnalysisFPS,
-			KeyframesOnly: c.KeyframesOnly, Enabled: c.Enabled})
+			KeyframesOnly: c.KeyframesOnly, Enabled: c.Enabled, MotionMask: c.MotionMask})
 	}
 	if err := a.store.SyncConfigCameras(ctx, a.cfg.Tenant, specs); err != nil {
 		return nil, fmt.Errorf("cameras in the configuration: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/ingest"
 )
 
@@ -22,36 +23,14 @@ type Config struct {
 	VarThreshold float64
 	// MinArea is the smallest moving region, as a fraction of the frame. It defaults to 0.001.
 	MinArea float64
+	// LearningRate is how much each frame updates the background, from 0 to 1; 0 uses OpenCV's
+	// automatic rate, which settles at 1/History. Warm-up frames always learn at the automatic rate.
+	LearningRate float64
 	// Warmup is the number of frames learnt from before the gate closes. It defaults to 5.
 	Warmup int
 	// Mask lists areas whose movement never counts, such as a clock, a flag or trees in the wind.
 	// It defaults to none.
-	Mask []Polygon
-}
-
-// Point is a position in a frame as fractions of its width and height, from the top left, so
-// that a mask fits the camera whatever resolution it sends.
-type Point struct {
-	X float64 `json:"x" yaml:"x"`
-	Y float64 `json:"y" yaml:"y"`
-}
-
-// Polygon is an area of a frame, three points or more.
-type Polygon []Point
-
-// ValidateMask reports what is wrong with a mask, or nil.
-func ValidateMask(mask []Polygon) error {
-	for i, p := range mask {
-		if len(p) < 3 {
-			return fmt.Errorf("mask polygon %d has %d points, want at least 3", i, len(p))
-		}
-		for _, pt := range p {
-			if pt.X < 0 || pt.X > 1 || pt.Y < 0 || pt.Y > 1 {
-				return fmt.Errorf("mask polygon %d: point (%g, %g) is not within the frame (0 to 1)", i, pt.X, pt.Y)
-			}
-		}
-	}
-	return nil
+	Mask []configs.Polygon
 }
 
 // Result is the gate's verdict on one frame.
@@ -65,7 +44,7 @@ type Result struct {
 // Gate holds one source's background model; it is not safe for concurrent use.
 type Gate struct {
 	cfg    Config
-	mog    gocv.BackgroundSubtractorMOG2
+	mog    mog2
 	kernel gocv.Mat
 	src    gocv.Mat
 	small  gocv.Mat
@@ -92,9 +71,8 @@ func New(cfg Config) *Gate {
 		cfg.MinArea = 0.001
 	}
 	return &Gate{
-		cfg: cfg,
-		// Shadow detection is off: it costs time, and a moving shadow belongs to something moving.
-		mog:    gocv.NewBackgroundSubtractorMOG2WithParams(cfg.History, cfg.VarThreshold, false),
+		cfg:    cfg,
+		mog:    newMOG2(cfg.History, cfg.VarThreshold),
 		kernel: gocv.GetStructuringElement(gocv.MorphEllipse, image.Pt(3, 3)),
 		src:    gocv.NewMat(),
 		small:  gocv.NewMat(),
@@ -153,8 +131,12 @@ func (g *Gate) Apply(f *ingest.Frame) (res Result, err error) {
 	gocv.CvtColor(g.small, &g.grey, gocv.ColorBGRToGray)
 	// Blur so that sensor noise and compression blocks do not read as motion.
 	gocv.GaussianBlur(g.grey, &g.grey, image.Pt(5, 5), 0, 0, gocv.BorderDefault)
-	g.mog.Apply(g.grey, &g.mask)
 	g.seen++
+	rate := g.cfg.LearningRate
+	if rate <= 0 || g.seen <= g.cfg.Warmup {
+		rate = -1
+	}
+	g.mog.apply(g.grey, &g.mask, rate)
 	if g.seen <= g.cfg.Warmup {
 		return Result{Moving: true}, nil
 	}
@@ -185,5 +167,6 @@ func (g *Gate) Close() error {
 	for _, m := range []*gocv.Mat{&g.kernel, &g.src, &g.small, &g.grey, &g.mask, &g.keep} {
 		m.Close()
 	}
-	return g.mog.Close()
+	g.mog.close()
+	return nil
 }

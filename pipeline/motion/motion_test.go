@@ -4,6 +4,7 @@ import (
 	"image"
 	"testing"
 
+	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/ingest"
 	"github.com/vigilcam/vigil/pipeline/motion"
 )
@@ -82,11 +83,11 @@ func TestGateRejectsBadFrame(t *testing.T) {
 func TestGateMask(t *testing.T) {
 	const w, h = 640, 360
 	// The left half of the frame is masked, as if a tree swayed there.
-	left := motion.Polygon{{X: 0, Y: 0}, {X: 0.5, Y: 0}, {X: 0.5, Y: 1}, {X: 0, Y: 1}}
-	if err := motion.ValidateMask([]motion.Polygon{left}); err != nil {
+	left := configs.Polygon{{X: 0, Y: 0}, {X: 0.5, Y: 0}, {X: 0.5, Y: 1}, {X: 0, Y: 1}}
+	if err := configs.ValidateMask([]configs.Polygon{left}); err != nil {
 		t.Fatal(err)
 	}
-	g := motion.New(motion.Config{Warmup: 3, Mask: []motion.Polygon{left}})
+	g := motion.New(motion.Config{Warmup: 3, Mask: []configs.Polygon{left}})
 	defer g.Close()
 	var seq int64
 	for range 10 {
@@ -117,9 +118,44 @@ func TestGateMask(t *testing.T) {
 	if !opened {
 		t.Error("movement outside the mask did not open the gate")
 	}
-	for _, bad := range [][]motion.Polygon{{{{X: 0, Y: 0}, {X: 1, Y: 1}}}, {{{X: 0, Y: 0}, {X: 1.5, Y: 0}, {X: 0, Y: 1}}}} {
-		if motion.ValidateMask(bad) == nil {
+	for _, bad := range [][]configs.Polygon{{{{X: 0, Y: 0}, {X: 1, Y: 1}}}, {{{X: 0, Y: 0}, {X: 1.5, Y: 0}, {X: 0, Y: 1}}}} {
+		if configs.ValidateMask(bad) == nil {
 			t.Errorf("mask %v accepted", bad)
 		}
+	}
+}
+
+// TestLearningRate checks that the configured rate reaches MOG2: a parked object is absorbed
+// into the background within a few frames at a high rate, and stays foreground at a low one.
+func TestLearningRate(t *testing.T) {
+	const w, h = 320, 180
+	parkedFor := func(rate float64) int {
+		g := motion.New(motion.Config{Warmup: 3, History: 500, LearningRate: rate})
+		defer g.Close()
+		var seq int64
+		for range 10 {
+			if _, err := g.Apply(scene(seq, w, h, 0, 0, 0)); err != nil {
+				t.Fatal(err)
+			}
+			seq++
+		}
+		for n := range 60 {
+			res, err := g.Apply(scene(seq, w, h, 100, 60, 40))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq++
+			if !res.Moving {
+				return n
+			}
+		}
+		return 60
+	}
+	fast, slow := parkedFor(0.5), parkedFor(0.001)
+	if fast > 5 {
+		t.Errorf("at learning rate 0.5 a parked object still moved after %d frames", fast)
+	}
+	if slow < 60 {
+		t.Errorf("at learning rate 0.001 a parked object became background after %d frames", slow)
 	}
 }

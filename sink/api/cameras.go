@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/ingest"
-	"github.com/vigilcam/vigil/pipeline/motion"
 	"github.com/vigilcam/vigil/sink/store"
 )
 
@@ -37,19 +37,19 @@ type cameraRequest struct {
 	KeyframesOnly bool    `json:"keyframes_only"`
 	Enabled       bool    `json:"enabled"`
 	// MotionMask lists areas whose movement is ignored: polygons of {x, y} in fractions of the frame.
-	MotionMask []motion.Polygon `json:"motion_mask"`
+	MotionMask []configs.Polygon `json:"motion_mask"`
 }
 
 // cameraPatch is the body of PATCH /api/v1/cameras/{id}, a JSON merge patch (RFC 7396).
 type cameraPatch struct {
-	Name          optional[string]           `json:"name"`
-	URL           optional[string]           `json:"url"`
-	Username      optional[string]           `json:"username"`
-	Password      optional[string]           `json:"password"`
-	AnalysisFPS   optional[float64]          `json:"analysis_fps"`
-	KeyframesOnly optional[bool]             `json:"keyframes_only"`
-	Enabled       optional[bool]             `json:"enabled"`
-	MotionMask    optional[[]motion.Polygon] `json:"motion_mask"`
+	Name          optional[string]            `json:"name"`
+	URL           optional[string]            `json:"url"`
+	Username      optional[string]            `json:"username"`
+	Password      optional[string]            `json:"password"`
+	AnalysisFPS   optional[float64]           `json:"analysis_fps"`
+	KeyframesOnly optional[bool]              `json:"keyframes_only"`
+	Enabled       optional[bool]              `json:"enabled"`
+	MotionMask    optional[[]configs.Polygon] `json:"motion_mask"`
 }
 
 func (p cameraPatch) patch() store.CameraPatch {

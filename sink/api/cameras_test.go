@@ -13,8 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/ingest"
-	"github.com/vigilcam/vigil/pipeline/motion"
 	"github.com/vigilcam/vigil/sink/api"
 	"github.com/vigilcam/vigil/sink/store"
 	"github.com/vigilcam/vigil/sink/store/storetest"
@@ -281,10 +281,10 @@ func TestCameraMotionMask(t *testing.T) {
 	clock := `[[{"x":0.8,"y":0},{"x":1,"y":0},{"x":1,"y":0.1},{"x":0.8,"y":0.1}]]`
 	status, _, body := do(t, srv, "POST", "/api/v1/cameras", `{"name":"yard","url":"rtsp://cam/yard","motion_mask":`+clock+`}`)
 	var cam struct {
-		ID         int64            `json:"video_id"`
-		MotionMask []motion.Polygon `json:"motion_mask"`
+		ID         int64             `json:"video_id"`
+		MotionMask []configs.Polygon `json:"motion_mask"`
 	}
-	if err := json.Unmarshal([]byte(body), &cam); err != nil || status != http.StatusCreated || len(cam.MotionMask) != 1 || cam.MotionMask[0][2] != (motion.Point{X: 1, Y: 0.1}) {
+	if err := json.Unmarshal([]byte(body), &cam); err != nil || status != http.StatusCreated || len(cam.MotionMask) != 1 || cam.MotionMask[0][2] != (configs.Point{X: 1, Y: 0.1}) {
 		t.Fatalf("POST with a mask: %d %s", status, body)
 	}
 	path := "/api/v1/cameras/" + itoa(cam.ID)

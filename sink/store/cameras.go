@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/vigilcam/vigil/pipeline/motion"
+	"github.com/vigilcam/vigil/configs"
 )
 
 // Where a camera was declared.
@@ -57,12 +57,6 @@ const camerasChannel = "vigil_cameras"
 // tenant (the second key is the tenant's hash), so replicas starting together do not race.
 const cameraSyncLock = 0x63616d73 // "cams"
 
-// Limits on a motion mask: plenty for a clock, a flag and a row of trees.
-const (
-	maxMaskPolygons = 32
-	maxMaskPoints   = 64
-)
-
 // redactedPassword stands in for a password wherever a camera's URL is shown.
 const redactedPassword = "xxxxx"
 
@@ -83,7 +77,7 @@ type Camera struct {
 	// Enabled cameras are watched; disabled ones stay registered but get no supervisor.
 	Enabled bool `json:"enabled"`
 	// MotionMask lists the areas whose movement the motion gate ignores.
-	MotionMask []motion.Polygon `json:"motion_mask,omitempty"`
+	MotionMask []configs.Polygon `json:"motion_mask,omitempty"`
 	// Declared is DeclaredAPI or DeclaredConfig.
 	Declared  string    `json:"declared"`
 	CreatedAt time.Time `json:"created_at"`
@@ -129,7 +123,7 @@ type CameraSpec struct {
 	KeyframesOnly bool
 	Enabled       bool
 	// MotionMask lists areas whose movement never counts; at most 32 polygons of 64 points.
-	MotionMask []motion.Polygon
+	MotionMask []configs.Polygon
 }
 
 // camera checks the spec and returns the camera it declares, or an error wrapping ErrInvalid
@@ -169,10 +163,8 @@ func (sp CameraSpec) camera() (Camera, error) {
 	if fps := sp.AnalysisFPS; fps != 0 && !(fps > 0 && fps <= maxCameraFPS) {
 		problems = append(problems, fmt.Sprintf("analysis_fps must be in (0, %d], got %g", maxCameraFPS, fps))
 	}
-	if err := motion.ValidateMask(sp.MotionMask); err != nil {
+	if err := configs.ValidateMask(sp.MotionMask); err != nil {
 		problems = append(problems, "motion_mask: "+err.Error())
-	} else if len(sp.MotionMask) > maxMaskPolygons || slices.ContainsFunc(sp.MotionMask, func(p motion.Polygon) bool { return len(p) > maxMaskPoints }) {
-		problems = append(problems, fmt.Sprintf("motion_mask: at most %d polygons of %d points", maxMaskPolygons, maxMaskPoints))
 	}
 	if len(problems) > 0 {
 		return Camera{}, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
@@ -279,8 +271,8 @@ func (c Camera) sameSettings(o Camera) bool {
 }
 
 // SameMask reports whether two motion masks are the same polygons in the same order.
-func SameMask(a, b []motion.Polygon) bool {
-	return slices.EqualFunc(a, b, func(p, q motion.Polygon) bool { return slices.Equal(p, q) })
+func SameMask(a, b []configs.Polygon) bool {
+	return slices.EqualFunc(a, b, func(p, q configs.Polygon) bool { return slices.Equal(p, q) })
 }
 
 // CameraPatch changes some of a camera's settings; nil fields stay as they are. A new URL with
@@ -295,7 +287,7 @@ type CameraPatch struct {
 	AnalysisFPS   *float64
 	KeyframesOnly *bool
 	Enabled       *bool
-	MotionMask    *[]motion.Polygon
+	MotionMask    *[]configs.Polygon
 }
 
 func (p CameraPatch) apply(sp CameraSpec) CameraSpec {
@@ -630,9 +622,9 @@ func (s *Store) watchCameras(ctx context.Context, conn *pgx.Conn, changes chan<-
 }
 
 // maskParam stores no mask as an empty list, which the column's NOT NULL wants.
-func maskParam(mask []motion.Polygon) []motion.Polygon {
+func maskParam(mask []configs.Polygon) []configs.Polygon {
 	if mask == nil {
-		return []motion.Polygon{}
+		return []configs.Polygon{}
 	}
 	return mask
 }

@@ -78,7 +78,7 @@ func Start(t testing.TB) System {
 	pipe := pipeline.New(pipeline.Config{
 		QueueSize: p.QueueSize, Gate: true,
 		Motion: motion.Config{Width: p.Motion.Width, History: p.Motion.History,
-			VarThreshold: p.Motion.VarThreshold, MinArea: p.Motion.MinArea, Warmup: p.Motion.Warmup},
+			VarThreshold: p.Motion.VarThreshold, LearningRate: p.Motion.LearningRate, MinArea: p.Motion.MinArea, Warmup: p.Motion.Warmup},
 		Moments: track.Config{IdleGap: p.Moments.IdleGap, MaxLength: p.Moments.MaxLength,
 			UpdateEvery: p.Moments.UpdateEvery, ThumbnailWidth: p.Moments.ThumbnailWidth,
 			ThumbnailQuality: p.Moments.ThumbnailQuality, Tracker: track.TrackerConfig{
