@@ -41,7 +41,7 @@ func (b *batch) set(i int, ids []int64) {
 // open checks the model's inputs and output and creates the session. The hidden size comes from
 // the declared output shape or, where that is dynamic, from one run on an empty text.
 func (e *Embedder) open(log *slog.Logger) (err error) {
-	defer recoverCgo("open model", &err)
+	defer onnx.Recover("open model", &err)
 	ins, outs, err := ort.GetInputOutputInfo(e.cfg.Model)
 	if err != nil {
 		return err
@@ -100,7 +100,7 @@ func (e *Embedder) open(log *slog.Logger) (err error) {
 // forward runs the model on in and returns last_hidden_state, row-major [n, seq, dim]. Cancelling
 // ctx terminates the run.
 func (e *Embedder) forward(ctx context.Context, in *batch) (hidden []float32, dim int, err error) {
-	defer recoverCgo("run", &err)
+	defer onnx.Recover("run", &err)
 	shape := ort.NewShape(int64(in.n), int64(in.seq))
 	inputs := make([]ort.Value, 0, 3)
 	defer func() {
@@ -119,30 +119,12 @@ func (e *Embedder) forward(ctx context.Context, in *batch) (hidden []float32, di
 		}
 		inputs = append(inputs, t)
 	}
-	run, err := ort.NewRunOptions()
-	if err != nil {
-		return nil, 0, err
-	}
-	terminated := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		_ = run.Terminate() // the run then fails, and ctx.Err says why
-		close(terminated)
-	})
-	defer func() {
-		if !stop() {
-			<-terminated
-		}
-		err = errors.Join(err, run.Destroy())
-	}()
 	outputs := []ort.Value{nil}
-	runErr := e.sess.RunWithOptions(inputs, outputs, run)
+	runErr := onnx.Run(ctx, e.sess, inputs, outputs)
 	if outputs[0] != nil {
 		defer func() { err = errors.Join(err, outputs[0].Destroy()) }()
 	}
 	if runErr != nil {
-		if ctx.Err() != nil {
-			return nil, 0, ctx.Err()
-		}
 		return nil, 0, runErr
 	}
 	out, ok := outputs[0].(*ort.Tensor[float32])
@@ -155,12 +137,4 @@ func (e *Embedder) forward(ctx context.Context, in *batch) (hidden []float32, di
 	}
 	// The tensor's data is a Go copy of ORT's buffer, so it outlives Destroy.
 	return out.GetData(), int(s[2]), nil
-}
-
-// recoverCgo turns a panic in the ONNX Runtime bindings into an error: a bad model or input must
-// cost one call, not the process.
-func recoverCgo(what string, err *error) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("%s: onnxruntime panic: %v", what, r)
-	}
 }

@@ -3,6 +3,7 @@
 package onnx
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -140,4 +141,40 @@ func appendTensorRT(opts *ort.SessionOptions) error {
 	}
 	defer trt.Destroy()
 	return opts.AppendExecutionProviderTensorRT(trt)
+}
+
+// Run runs sess, terminating the run when ctx ends; outputs left nil are allocated by the
+// runtime. A panic in the bindings becomes an error: a bad model or input must cost one call,
+// not the process.
+func Run(ctx context.Context, sess *ort.DynamicAdvancedSession, inputs, outputs []ort.Value) (err error) {
+	defer Recover("run", &err)
+	opts, err := ort.NewRunOptions()
+	if err != nil {
+		return err
+	}
+	terminated := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = opts.Terminate() // the run then fails, and ctx.Err says why
+		close(terminated)
+	})
+	defer func() {
+		if !stop() {
+			<-terminated
+		}
+		err = errors.Join(err, opts.Destroy())
+	}()
+	if err := sess.RunWithOptions(inputs, outputs, opts); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	return nil
+}
+
+// Recover, deferred, turns a panic in the ONNX Runtime bindings into an error saying what failed.
+func Recover(what string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: onnxruntime panic: %v", what, r)
+	}
 }
