@@ -4,10 +4,12 @@ package sharedtest
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/vigilcam/vigil/configs"
+	"github.com/vigilcam/vigil/ingest"
 )
 
 // File returns the path of a file under the shared folder ($VIGIL_SHARED_DIR or ../shared), or
@@ -35,4 +37,22 @@ func YOLO(t testing.TB) string {
 func Clip(t testing.TB, name string) string {
 	t.Helper()
 	return File(t, "media", name)
+}
+
+// FrameAt grabs the frame of a clip at a time (ffmpeg's -ss syntax) as packed BGR with the ffmpeg
+// CLI, so that tests of later stages do not depend on vigil's own decoder.
+func FrameAt(t testing.TB, clip, at string, w, h int) *ingest.Frame {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg is not installed (run deploy/setup.sh)")
+	}
+	out, err := exec.Command("ffmpeg", "-v", "error", "-ss", at, "-i", clip, "-frames:v", "1",
+		"-f", "rawvideo", "-pix_fmt", "bgr24", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v", err)
+	}
+	if len(out) != w*h*3 {
+		t.Fatalf("ffmpeg gave %d bytes, want %dx%dx3", len(out), w, h)
+	}
+	return &ingest.Frame{Width: w, Height: h, BGR: out}
 }

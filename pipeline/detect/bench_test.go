@@ -20,7 +20,7 @@ func BenchmarkDetectOverhead(b *testing.B) {
 	clip := sharedtest.Clip(b, "vtest.avi")
 	var frames []*ingest.Frame
 	for _, at := range []string{"2", "10", "25", "40", "55", "70"} {
-		frames = append(frames, frameAt(b, clip, at, 768, 576))
+		frames = append(frames, sharedtest.FrameAt(b, clip, at, 768, 576))
 	}
 	in, err := ort.NewEmptyTensor[float32](ort.NewShape(1, 3, 640, 640))
 	if err != nil {

@@ -3,7 +3,6 @@ package detect_test
 import (
 	"context"
 	"log/slog"
-	"os/exec"
 	"testing"
 
 	"github.com/vigilcam/vigil/configs/sharedtest"
@@ -11,24 +10,6 @@ import (
 	"github.com/vigilcam/vigil/pipeline/detect"
 	"github.com/vigilcam/vigil/pipeline/onnx/onnxtest"
 )
-
-// frameAt grabs one frame of a clip as packed BGR with the ffmpeg CLI, so that this test does not
-// depend on vigil's own decoder.
-func frameAt(t testing.TB, clip, at string, w, h int) *ingest.Frame {
-	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg is not installed (run deploy/setup.sh)")
-	}
-	out, err := exec.Command("ffmpeg", "-v", "error", "-ss", at, "-i", clip, "-frames:v", "1",
-		"-f", "rawvideo", "-pix_fmt", "bgr24", "-").Output()
-	if err != nil {
-		t.Fatalf("ffmpeg: %v", err)
-	}
-	if len(out) != w*h*3 {
-		t.Fatalf("ffmpeg gave %d bytes, want %dx%dx3", len(out), w, h)
-	}
-	return &ingest.Frame{Width: w, Height: h, BGR: out}
-}
 
 func newDetector(t testing.TB, sessions int) *detect.Detector {
 	t.Helper()
@@ -57,7 +38,7 @@ func TestDetectRealModel(t *testing.T) {
 		{"cars.mp4", "2", 1280, 720, "car", 4},
 		{"dog.mp4", "0.5", 640, 360, "dog", 1},
 	} {
-		f := frameAt(t, sharedtest.Clip(t, c.clip), c.at, c.w, c.h)
+		f := sharedtest.FrameAt(t, sharedtest.Clip(t, c.clip), c.at, c.w, c.h)
 		dets, err := d.Detect(context.Background(), f)
 		if err != nil {
 			t.Fatalf("%s: %v", c.clip, err)
@@ -79,7 +60,7 @@ func TestDetectRealModel(t *testing.T) {
 
 func TestDetectConcurrentSessionsAgree(t *testing.T) {
 	d := newDetector(t, 2)
-	f := frameAt(t, sharedtest.Clip(t, "vtest.avi"), "25", 768, 576)
+	f := sharedtest.FrameAt(t, sharedtest.Clip(t, "vtest.avi"), "25", 768, 576)
 	want, err := d.Detect(context.Background(), f)
 	if err != nil {
 		t.Fatal(err)
