@@ -34,7 +34,10 @@ func (c Config) YOLOModel() string {
 	if c.Models.YOLO != "" {
 		return c.Models.YOLO
 	}
-	candidates := []string{filepath.Join(c.DataDir, "models", "yolov8n", "yolov8n.onnx")}
+	candidates := []string{
+		filepath.Join(c.DataDir, "models", "yolov8n", "yolov8n.onnx"),
+		filepath.Join(c.DataDir, "models", "yolov8n", "yolov8n_quantized.onnx"),
+	}
 	if s := SharedDir(); s != "" {
 		candidates = append(candidates, filepath.Join(s, "models", "yolov8n", "yolov8n_quantized.onnx"))
 	}
@@ -48,7 +51,10 @@ func (c Config) EmbedderModel() string {
 	if c.Models.Embedder != "" {
 		return c.Models.Embedder
 	}
-	candidates := []string{filepath.Join(c.DataDir, "models", "all-MiniLM-L6-v2", "onnx", "model.onnx")}
+	candidates := []string{
+		filepath.Join(c.DataDir, "models", "all-MiniLM-L6-v2", "onnx", "model.onnx"),
+		filepath.Join(c.DataDir, "models", "all-MiniLM-L6-v2", "onnx", "model_quantized.onnx"),
+	}
 	if s := SharedDir(); s != "" {
 		candidates = append(candidates, filepath.Join(s, "models", "all-MiniLM-L6-v2", "onnx", "model.onnx"))
 	}
@@ -72,4 +78,30 @@ func firstExisting(paths []string) string {
 		}
 	}
 	return paths[0]
+}
+
+// FlorenceDir returns the Florence-2 folder to load: models.florence when set, else the first of
+// DataDir/models/florence-2 and the shared folder's copy where FlorenceInstalled, else the first
+// candidate (so messages name it).
+func (c Config) FlorenceDir() string {
+	if c.Models.Florence != "" {
+		return c.Models.Florence
+	}
+	candidates := []string{filepath.Join(c.DataDir, "models", "florence-2")}
+	if s := SharedDir(); s != "" {
+		candidates = append(candidates, filepath.Join(s, "models", "florence-2"))
+	}
+	for _, dir := range candidates {
+		if FlorenceInstalled(dir) {
+			return dir
+		}
+	}
+	return candidates[0]
+}
+
+// FlorenceInstalled says whether dir holds a Florence-2 decoder under onnx/; the shared folder
+// holds only the tokenizer and configurations, and a fetch in progress only some parts.
+func FlorenceInstalled(dir string) bool {
+	found, _ := filepath.Glob(filepath.Join(dir, "onnx", "decoder_model_merged*.onnx"))
+	return len(found) > 0
 }

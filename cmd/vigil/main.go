@@ -2,7 +2,7 @@
 //
 //	vigil [--config FILE] COMMAND [flags] [args]
 //
-// Commands: serve, index, search, cameras, migrate, doctor, version. Run "vigil COMMAND -h" for flags.
+// Commands: serve, index, search, cameras, migrate, doctor, models, version. Run "vigil COMMAND -h" for flags.
 package main
 
 import (
@@ -30,13 +30,14 @@ var commands = map[string]command{
 	"cameras": {"add, list or remove cameras", camerasCmd},
 	"migrate": {"apply database migrations", migrate},
 	"doctor":  {"check that everything vigil needs is present and working", doctor},
+	"models":  {"fetch, verify or list the model weights", modelsCmd},
 	"version": {"print the version", func(context.Context, string, []string) error {
 		fmt.Println("vigil", version)
 		return nil
 	}},
 }
 
-var order = []string{"serve", "index", "search", "cameras", "migrate", "doctor", "version"}
+var order = []string{"serve", "index", "search", "cameras", "migrate", "doctor", "models", "version"}
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: vigil [--config FILE] COMMAND [flags] [args]\n\ncommands:\n")
