@@ -108,14 +108,22 @@ type ONNX struct {
 
 // Models locates model files.
 type Models struct {
-	// YOLO is the YOLOv8 ONNX detector. Empty uses DataDir/models/yolov8n/yolov8n.onnx, else the
-	// int8 copy in the shared folder ($VIGIL_SHARED_DIR or ../shared). It defaults to "".
+	// YOLO is the YOLOv8 ONNX detector. Empty uses DataDir/models/yolov8n/yolov8n.onnx, else
+	// DataDir/models/yolov8n/yolov8n_quantized.onnx (where `vigil models fetch` puts them), else
+	// the int8 copy in the shared folder ($VIGIL_SHARED_DIR or ../shared). It defaults to "".
 	YOLO string `yaml:"yolo"`
-	// Embedder is the all-MiniLM-L6-v2 ONNX export (onnx/model.onnx, with tokenizer.json in the
-	// folder above). Empty uses DataDir/models/all-MiniLM-L6-v2/onnx/model.onnx, else the copy in
-	// the shared folder when there is one; without it moments get no embedding and search is full
-	// text only. It defaults to "".
+	// Embedder is the all-MiniLM-L6-v2 ONNX export (onnx/model.onnx or onnx/model_quantized.onnx,
+	// with tokenizer.json in the folder above). Empty uses
+	// DataDir/models/all-MiniLM-L6-v2/onnx/model.onnx, else onnx/model_quantized.onnx there (where
+	// `vigil models fetch` puts them), else the copy in the shared folder when there is one; without
+	// it moments get no embedding and search is full text only. It defaults to "".
 	Embedder string `yaml:"embedder"`
+	// Florence is the Florence-2 folder in the onnx-community layout: tokenizer.json and the
+	// configurations at its top, the ONNX parts under onnx/. Empty uses
+	// DataDir/models/florence-2 (where `vigil models fetch` puts it), else the shared folder's copy,
+	// whichever holds a decoder; without it moments keep the caption composed from their objects.
+	// It defaults to "".
+	Florence string `yaml:"florence"`
 }
 
 // Pipeline configures per-frame work.
@@ -123,10 +131,11 @@ type Pipeline struct {
 	// AnalysisFPS is how many frames per second of a source are analysed. It defaults to 5.
 	AnalysisFPS float64 `yaml:"analysis_fps"`
 	// QueueSize is the capacity of each queue between stages. It defaults to 4.
-	QueueSize int     `yaml:"queue_size"`
-	Motion    Motion  `yaml:"motion"`
-	Detect    Detect  `yaml:"detect"`
-	Moments   Moments `yaml:"moments"`
+	QueueSize int      `yaml:"queue_size"`
+	Motion    Motion   `yaml:"motion"`
+	Detect    Detect   `yaml:"detect"`
+	Moments   Moments  `yaml:"moments"`
+	Captions  Captions `yaml:"captions"`
 }
 
 // Motion configures the MOG2 motion gate in front of the detector.
@@ -170,6 +179,38 @@ type Detect struct {
 	// ClassConfidence overrides Confidence for some classes, e.g. {person: 0.5, bicycle: 0.3}.
 	// It defaults to none.
 	ClassConfidence map[string]float64 `yaml:"class_confidence"`
+}
+
+// Captions configures the captioning of moments' best frames with Florence-2.
+type Captions struct {
+	// Enabled captions moments when a Florence-2 model is installed. It defaults to true.
+	Enabled bool `yaml:"enabled"`
+	// Task is the Florence-2 prompt: <CAPTION>, <DETAILED_CAPTION> or <MORE_DETAILED_CAPTION>.
+	// It defaults to <CAPTION>.
+	Task string `yaml:"task"`
+	// Precision picks the ONNX files by suffix (fp32, fp16, quantized, int8, uint8, q4, q4f16,
+	// bnb4); empty takes the first present of quantized, q4, fp32 and the rest. It defaults to "".
+	Precision string `yaml:"precision"`
+	// Beams is the beam-search width; 1 decodes greedily, 0 uses generation_config.json's
+	// num_beams (3). It defaults to 0.
+	Beams int `yaml:"beams"`
+	// MaxTokens is the longest caption in tokens. It defaults to 64.
+	MaxTokens int `yaml:"max_tokens"`
+	// Workers is the number of captions made at once, each with its own sessions. It defaults to 1.
+	Workers int `yaml:"workers"`
+	// Threads is the intra-op thread count of each worker's sessions. It defaults to 1.
+	Threads int `yaml:"threads"`
+	// QueueSize is how many moments may wait for a caption. It defaults to 16.
+	QueueSize int `yaml:"queue_size"`
+	// MaxAge is how long a live camera's moment may wait for a caption before it keeps the one
+	// composed from its objects. It defaults to 30s.
+	MaxAge time.Duration `yaml:"max_age"`
+	// PerSecond caps captions started per second; 0 is no cap. Live moments over it are skipped,
+	// replays wait. It defaults to 0.
+	PerSecond float64 `yaml:"per_second"`
+	// Every is how often a long moment's best frame is captioned while it lasts; every moment is
+	// captioned when it closes. It defaults to 30s.
+	Every time.Duration `yaml:"every"`
 }
 
 // SecurityClasses are the COCO classes kept by default: what a security team searches for, and
@@ -302,6 +343,8 @@ func Default() Config {
 				Classes: append([]string(nil), SecurityClasses...), ClassConfidence: map[string]float64{}},
 			Moments: Moments{IdleGap: 3 * time.Second, MaxLength: 60 * time.Second, UpdateEvery: 5 * time.Second,
 				ThumbnailWidth: 640, ThumbnailQuality: 80, Tracker: Tracker{IoU: 0.3, Hits: 1, MaxMissed: 5}},
+			Captions: Captions{Enabled: true, Task: "<CAPTION>", MaxTokens: 64, Workers: 1, Threads: 1,
+				QueueSize: 16, MaxAge: 30 * time.Second, Every: 30 * time.Second},
 		},
 		Sink:    Sink{BatchSize: 256, BatchWait: 50 * time.Millisecond},
 		Index:   Index{CommitTimeout: 2 * time.Minute},
@@ -452,6 +495,18 @@ func (c Config) Validate() error {
 	}
 	if p.Moments.Tracker.MaxMissed < 1 {
 		bad("pipeline.moments.tracker.max_missed", "must be at least 1, got %d", p.Moments.Tracker.MaxMissed)
+	}
+	switch cp := p.Captions; {
+	case cp.Task != "<CAPTION>" && cp.Task != "<DETAILED_CAPTION>" && cp.Task != "<MORE_DETAILED_CAPTION>":
+		bad("pipeline.captions.task", "must be <CAPTION>, <DETAILED_CAPTION> or <MORE_DETAILED_CAPTION>, got %q", cp.Task)
+	case cp.Beams < 0 || cp.Beams > 8:
+		bad("pipeline.captions.beams", "must be 0 to 8, got %d", cp.Beams)
+	case cp.MaxTokens < 1 || cp.MaxTokens > 1024:
+		bad("pipeline.captions.max_tokens", "must be 1 to 1024, got %d", cp.MaxTokens)
+	case cp.Workers < 1 || cp.Threads < 1 || cp.QueueSize < 1:
+		bad("pipeline.captions", "workers, threads and queue_size must be at least 1")
+	case cp.MaxAge <= 0 || cp.Every <= 0 || !(cp.PerSecond >= 0):
+		bad("pipeline.captions", "max_age and every must be positive and per_second not negative")
 	}
 	if c.Sink.BatchSize < 1 {
 		bad("sink.batch_size", "must be at least 1, got %d", c.Sink.BatchSize)

@@ -12,6 +12,8 @@ type Metrics struct {
 	depth   *prometheus.GaugeVec
 	gated   prometheus.Counter
 	moments prometheus.Counter
+	// captionSkips counts moments left with their composed caption, by reason.
+	captionSkips *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline's series with reg.
@@ -43,7 +45,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		moments: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_moments_published_total", Help: "Moments published to the bus.",
 		}),
+		captionSkips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_caption_skipped_total",
+			Help: "Moments not captioned, by reason (queue_full, stale, rate, cancelled); they keep the caption composed from their objects.",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.frames, m.dropped, m.errors, m.seconds, m.wait, m.depth, m.gated, m.moments)
+	reg.MustRegister(m.frames, m.dropped, m.errors, m.seconds, m.wait, m.depth, m.gated, m.moments, m.captionSkips)
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,8 @@ type Config struct {
 	// Embedder, when set, embeds each moment's caption for vector search; without one, moments
 	// carry no embedding and search is full text only.
 	Embedder Embedder
+	// Captions configures the captioning of moments' best frames.
+	Captions CaptionConfig
 }
 
 // Embedder turns captions into sentence embeddings; *embed.Embedder is one.
@@ -76,9 +79,12 @@ type Pipeline struct {
 	pub     Publisher
 	metrics *Metrics
 	log     *slog.Logger
+	// captions is nil when no captioner is configured.
+	captions *captionStage
 }
 
-// New returns a pipeline publishing to pub.
+// New returns a pipeline publishing to pub. With captioners configured it starts their workers,
+// which Close stops.
 func New(cfg Config, det *detect.Detector, pub Publisher, metrics *Metrics, log *slog.Logger) *Pipeline {
 	if cfg.QueueSize < 1 {
 		cfg.QueueSize = 4
@@ -86,8 +92,12 @@ func New(cfg Config, det *detect.Detector, pub Publisher, metrics *Metrics, log 
 	if cfg.Drain <= 0 {
 		cfg.Drain = 5 * time.Second
 	}
-	return &Pipeline{cfg: cfg, det: det, pub: pub, metrics: metrics, log: log}
+	return &Pipeline{cfg: cfg, det: det, pub: pub, metrics: metrics, log: log,
+		captions: newCaptionStage(cfg.Captions, metrics, log)}
 }
+
+// Close stops the caption workers; call it after the last Run has returned.
+func (p *Pipeline) Close() { p.captions.close() }
 
 // item is a frame on its way through the stages.
 type item struct {
@@ -101,8 +111,10 @@ type item struct {
 type Result struct {
 	// Frames were analysed; Moving of them passed the motion gate.
 	Frames, Moving int64
-	// Moments lists the IDs of the moments published, in order.
-	Moments []string
+	// Moments lists the IDs of the moments published, in order, and Revisions the last revision
+	// of each that was published.
+	Moments   []string
+	Revisions []int
 }
 
 // Run analyses src until it ends, publishing moments as they close. Stages run concurrently,
@@ -171,12 +183,19 @@ func (p *Pipeline) Run(ctx context.Context, src Source, job Job) (Result, error)
 		detected.close()
 		return nil
 	})
+	out := &moments{p: p, job: job, ctx: ctx, state: map[string]*momentState{}, revisions: map[string]int{}}
 	g.Go(func() error {
 		var err error
-		res.Frames, res.Moments, err = p.segment(work, detected, job)
+		res.Frames, err = p.segment(work, detected, out)
 		return err
 	})
 	err := g.Wait()
+	// A replay's moments are all captioned before it ends; a cancelled run's requests give up.
+	out.pending.Wait()
+	res.Moments = out.ids
+	for _, id := range out.ids {
+		res.Revisions = append(res.Revisions, out.revisions[id])
+	}
 	res.Moving = moving.Load()
 	if err == nil {
 		err = ctx.Err()
@@ -255,9 +274,9 @@ func (p *Pipeline) detect(ctx context.Context, in, out *queue) error {
 
 // segment restores stream order (detection runs in parallel), groups detections into moments and
 // publishes each moment when it opens, as it grows and when it closes, always under one ID.
-func (p *Pipeline) segment(ctx context.Context, in *queue, job Job) (int64, []string, error) {
+func (p *Pipeline) segment(ctx context.Context, in *queue, out *moments) (int64, error) {
 	seg := track.NewSegmenter(p.cfg.Moments)
-	out := &moments{p: p, job: job}
+	job := out.job
 	pending := map[int64]item{}
 	var next int64
 	for {
@@ -276,7 +295,7 @@ func (p *Pipeline) segment(ctx context.Context, in *queue, job Job) (int64, []st
 			start := time.Now()
 			events := seg.Push(&it.frame, it.dets)
 			if err := out.publish(ctx, events); err != nil {
-				return next, out.ids, err
+				return next, err
 			}
 			p.observe("segment", start)
 			if job.Progress != nil {
@@ -285,23 +304,48 @@ func (p *Pipeline) segment(ctx context.Context, in *queue, job Job) (int64, []st
 		}
 	}
 	if len(pending) > 0 {
-		return next, out.ids, fmt.Errorf("pipeline: %d frames out of sequence after frame %d", len(pending), next)
+		return next, fmt.Errorf("pipeline: %d frames out of sequence after frame %d", len(pending), next)
 	}
-	return next, out.ids, out.publish(ctx, seg.Finish())
+	return next, out.publish(ctx, seg.Finish())
 }
 
-// moments turns one source's segment events into published Moments.
+// moments turns one source's segment events into published Moments, and captions into their
+// enrichments. The segment stage and the caption workers both publish, under mu, so that each
+// moment's revisions go out in order.
 type moments struct {
 	p   *Pipeline
 	job Job
+	// ctx is the run's context for caption requests: cancelled with the run, or, for a replay,
+	// after the run's moments are all captioned.
+	ctx context.Context
+	// pending counts caption requests not yet done; the run waits for them.
+	pending sync.WaitGroup
+
+	mu sync.Mutex
 	// ids lists the moments opened, in order.
 	ids []string
-	// Of the open moment: the thumbnail last sent, so that an unchanged one is not sent again,
-	// and the caption last embedded with its embedding.
-	sent      *track.Thumbnail
+	// state holds the moments still open or waiting for a caption.
+	state map[string]*momentState
+	// revisions has the last revision published of every moment.
+	revisions map[string]int
+}
+
+// momentState is what a moment's next message builds on.
+type momentState struct {
+	last     Moment // the latest message, without its thumbnail
+	revision int
+	closed   bool
+	// sent is the thumbnail last published and asked is the one last sent for captioning, so that
+	// an unchanged one is not sent again; askedAt is the stream time of that request.
+	sent, asked *track.Thumbnail
+	askedAt     time.Duration
+	// generated is the latest caption from the captioner; it replaces the composed one.
+	generated string
+	// The caption last embedded, with its embedding.
 	caption   string
 	embedding []float32
-	revision  int
+	// inflight counts caption requests not yet done.
+	inflight int
 }
 
 func (ms *moments) publish(ctx context.Context, events []track.Event) error {
@@ -312,33 +356,90 @@ func (ms *moments) publish(ctx context.Context, events []track.Event) error {
 			ms.p.log.Warn("thumbnail not made; the moment keeps the one before", "stage", "segment", "err", e.Err)
 		}
 		m := ms.p.moment(s, ms.job)
-		if e.Kind == track.Opened {
+		ms.mu.Lock()
+		st := ms.state[m.ID]
+		if st == nil {
+			st = &momentState{askedAt: s.Start}
+			ms.state[m.ID] = st
 			ms.ids = append(ms.ids, m.ID)
-			ms.sent, ms.caption, ms.embedding, ms.revision = nil, "", nil, 0
 		}
-		m.Revision = ms.revision
-		ms.revision++
-		if s.Thumbnail != nil && s.Thumbnail != ms.sent {
+		st.closed = e.Kind == track.Closed
+		if st.generated != "" {
+			m.Caption = st.generated
+			m.Models["captioner"] = ms.p.captions.cfg.Name
+		}
+		if s.Thumbnail != nil && s.Thumbnail != st.sent {
 			m.Thumbnail, m.Boxes = s.Thumbnail.JPEG, s.Thumbnail.Boxes
-			ms.sent = s.Thumbnail
+			st.sent = s.Thumbnail
 		}
-		ms.embed(ctx, &m)
-		if err := ms.p.pub.Publish(ctx, &m); err != nil {
+		err := ms.send(ctx, st, m)
+		ask := ms.p.captions != nil && s.Thumbnail != nil && s.Thumbnail != st.asked &&
+			(st.closed || s.End-st.askedAt >= ms.p.captions.cfg.Every)
+		if ask {
+			st.asked, st.askedAt = s.Thumbnail, s.End
+			st.inflight++
+		} else if st.closed && st.inflight == 0 {
+			delete(ms.state, m.ID)
+		}
+		ms.mu.Unlock()
+		if err != nil {
 			return err
 		}
-		ms.p.metrics.moments.Inc()
+		if ask {
+			ms.p.captions.submit(&captionRequest{ctx: ms.ctx, ms: ms, id: m.ID, thumb: s.Thumbnail, live: ms.job.Live})
+		}
 	}
 	return nil
 }
 
+// send embeds and publishes m as st's next revision; the caller holds mu.
+func (ms *moments) send(ctx context.Context, st *momentState, m Moment) error {
+	m.Revision = st.revision
+	st.revision++
+	ms.embed(ctx, st, &m)
+	if err := ms.p.pub.Publish(ctx, &m); err != nil {
+		return err
+	}
+	ms.revisions[m.ID] = m.Revision
+	m.Thumbnail, m.Boxes = nil, nil
+	st.last = m
+	ms.p.metrics.moments.Inc()
+	return nil
+}
+
+// enrich publishes moment id again with a generated caption; a caption request is in flight.
+func (ms *moments) enrich(ctx context.Context, id, caption, model string) error {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	st := ms.state[id]
+	st.generated = caption
+	m := st.last
+	m.Caption = caption
+	m.Models = maps.Clone(m.Models)
+	m.Models["captioner"] = model
+	return ms.send(ctx, st, m)
+}
+
+// captionDone forgets a closed moment once no caption request for it is left.
+func (ms *moments) captionDone(id string) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	st := ms.state[id]
+	st.inflight--
+	if st.closed && st.inflight == 0 {
+		delete(ms.state, id)
+	}
+	ms.pending.Done()
+}
+
 // embed gives m the embedding of its caption, computed again only when the caption changed. A
 // failure costs the moment its embedding, not its publication.
-func (ms *moments) embed(ctx context.Context, m *Moment) {
+func (ms *moments) embed(ctx context.Context, st *momentState, m *Moment) {
 	emb := ms.p.cfg.Embedder
 	if emb == nil {
 		return
 	}
-	if m.Caption != ms.caption {
+	if m.Caption != st.caption {
 		start := time.Now()
 		vecs, err := emb.Embed(ctx, []string{m.Caption})
 		if err != nil {
@@ -347,9 +448,9 @@ func (ms *moments) embed(ctx context.Context, m *Moment) {
 			return
 		}
 		ms.p.observe("embed", start)
-		ms.caption, ms.embedding = m.Caption, vecs[0]
+		st.caption, st.embedding = m.Caption, vecs[0]
 	}
-	m.Embedding = ms.embedding
+	m.Embedding = st.embedding
 	m.Models["embedder"] = emb.Name()
 }
 

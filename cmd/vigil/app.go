@@ -16,6 +16,7 @@ import (
 	"github.com/vigilcam/vigil/ingest"
 	"github.com/vigilcam/vigil/ingest/replay"
 	"github.com/vigilcam/vigil/pipeline"
+	"github.com/vigilcam/vigil/pipeline/caption"
 	"github.com/vigilcam/vigil/pipeline/detect"
 	"github.com/vigilcam/vigil/pipeline/embed"
 	"github.com/vigilcam/vigil/pipeline/motion"
@@ -197,8 +198,43 @@ func (a *app) pipeline() *pipeline.Pipeline {
 			ThumbnailQuality: p.Moments.ThumbnailQuality, Tracker: track.TrackerConfig{
 				IoU: float32(p.Moments.Tracker.IoU), Hits: p.Moments.Tracker.Hits, MaxMissed: p.Moments.Tracker.MaxMissed}},
 		Embedder: a.embedder(),
+		Captions: a.captions(),
 	}, a.det, a.bus, pipeline.NewMetrics(a.reg), a.log)
+	a.closers = append(a.closers, func() error { a.pipe.Close(); return nil })
 	return a.pipe
+}
+
+// captions loads Florence-2, once per caption worker, when it is installed; without it moments
+// keep the caption composed from their objects, which the log and vigil doctor say.
+func (a *app) captions() pipeline.CaptionConfig {
+	c := a.cfg.Pipeline.Captions
+	cfg := pipeline.CaptionConfig{QueueSize: c.QueueSize, MaxAge: c.MaxAge, PerSecond: c.PerSecond, Every: c.Every}
+	if !c.Enabled {
+		return cfg
+	}
+	dir := a.cfg.FlorenceDir()
+	if !configs.FlorenceInstalled(dir) {
+		a.log.Info("no captioner installed: moments keep the caption composed from their objects (vigil models fetch florence)", "looked_for", dir)
+		return cfg
+	}
+	for range c.Workers {
+		cp, err := a.captioner(dir)
+		if err != nil {
+			a.log.Warn("captioner not loaded: moments keep the caption composed from their objects", "model", dir, "err", err)
+			return pipeline.CaptionConfig{}
+		}
+		a.closers = append(a.closers, cp.Close)
+		cfg.Captioners = append(cfg.Captioners, cp)
+		cfg.Name = cp.Name()
+	}
+	return cfg
+}
+
+// captioner loads the Florence-2 model in dir as configured.
+func (a *app) captioner(dir string) (*caption.Captioner, error) {
+	c := a.cfg.Pipeline.Captions
+	return caption.New(caption.Config{Dir: dir, Precision: c.Precision, Task: c.Task, Beams: c.Beams,
+		MaxNewTokens: c.MaxTokens, Threads: c.Threads, Provider: a.cfg.ONNX.Provider}, a.log)
 }
 
 // embedder loads the caption embedder when its model is installed; without it moments carry no

@@ -10,6 +10,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/ingest"
 	"github.com/vigilcam/vigil/pipeline/embed"
 	"github.com/vigilcam/vigil/pipeline/motion"
@@ -46,7 +47,7 @@ func doctor(ctx context.Context, configPath string, args []string) error {
 	c.opencv()
 	c.onnx(a)
 	c.embedder(ctx, a)
-	c.report(warn, "captioner", "Florence-2 is not installed: captions are composed from the detected objects")
+	c.captioner(ctx, a)
 	c.database(ctx, a)
 	c.nats(ctx, a)
 	c.disk(a.cfg.DataDir)
@@ -122,6 +123,38 @@ func (c *checkup) embedder(ctx context.Context, a *app) {
 	}
 	c.report(ok, "embedder", "%s: %d-d embeddings, %s for one sentence", model, embed.Dim,
 		time.Since(start).Round(time.Millisecond))
+}
+
+// captioner loads Florence-2, when it is installed, and captions one frame. Without it vigil still
+// runs: captions are composed from the detected objects.
+func (c *checkup) captioner(ctx context.Context, a *app) {
+	const degraded = "captions are composed from the detected objects"
+	dir := a.cfg.FlorenceDir()
+	switch {
+	case !a.cfg.Pipeline.Captions.Enabled:
+		c.report(warn, "captioner", "turned off (pipeline.captions.enabled): %s", degraded)
+		return
+	case !configs.FlorenceInstalled(dir):
+		c.report(warn, "captioner", "Florence-2 is not installed (looked for %s; vigil models fetch florence): %s", filepath.Join(dir, "onnx"), degraded)
+		return
+	case onnx.Version() == "":
+		c.report(warn, "captioner", "cannot load %s without ONNX Runtime: %s", dir, degraded)
+		return
+	}
+	cp, err := a.captioner(dir)
+	if err != nil {
+		c.report(warn, "captioner", "%v: %s", err, degraded)
+		return
+	}
+	defer cp.Close()
+	const w, h = 640, 360
+	start := time.Now()
+	text, err := cp.Caption(ctx, w, h, make([]byte, w*h*3))
+	if err != nil {
+		c.report(warn, "captioner", "%s loaded but failed on a frame: %v: %s", cp.Name(), err, degraded)
+		return
+	}
+	c.report(ok, "captioner", "%s: %s for one frame (a black frame: %q)", cp.Name(), time.Since(start).Round(time.Millisecond), text)
 }
 
 func (c *checkup) database(ctx context.Context, a *app) {

@@ -325,6 +325,12 @@ func ones(n int) []int64 {
 // Files returns the ONNX file used for each part.
 func (c *Captioner) Files() map[string]string { return c.files }
 
+// Name names the model for moments: the folder and the decoder's file, whose suffix says the
+// precision.
+func (c *Captioner) Name() string {
+	return filepath.Base(c.cfg.Dir) + "/" + filepath.Base(c.files[partDecoder])
+}
+
 // Caption describes a frame of packed BGR pixels in one sentence.
 func (c *Captioner) Caption(ctx context.Context, width, height int, bgr []byte) (string, error) {
 	c.mu.Lock()

@@ -216,7 +216,7 @@ func (ix *Indexer) run(ctx context.Context, v *store.Video, progress func(Progre
 	if err != nil {
 		return nil, err
 	}
-	if err := ix.awaitCommit(ctx, res.Moments); err != nil {
+	if err := ix.awaitCommit(ctx, res.Moments, res.Revisions); err != nil {
 		return nil, err
 	}
 	pruned, err := ix.store.PruneMoments(ctx, v.ID, res.Moments)
@@ -228,11 +228,12 @@ func (ix *Indexer) run(ctx context.Context, v *store.Video, progress func(Progre
 	return res.Moments, nil
 }
 
-// awaitCommit waits until the sink has committed every moment in ids.
-func (ix *Indexer) awaitCommit(ctx context.Context, ids []string) error {
+// awaitCommit waits until the sink has committed every moment in ids at its last revision, which
+// carries its caption.
+func (ix *Indexer) awaitCommit(ctx context.Context, ids []string, revisions []int) error {
 	deadline := time.Now().Add(ix.cfg.CommitTimeout)
 	for {
-		n, err := ix.store.CountMoments(ctx, ids)
+		n, err := ix.store.CountMoments(ctx, ids, revisions)
 		if err != nil {
 			return fmt.Errorf("await commit: %w", err)
 		}

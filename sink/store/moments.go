@@ -18,9 +18,11 @@ import (
 // WriteMoments upserts a batch of moments in one transaction and returns how many rows it wrote.
 // The batch is copied into a temporary table and merged with INSERT ... ON CONFLICT: a plain COPY
 // into video_events would fail forever on a redelivered batch, the upsert makes redelivery
-// harmless. A moment whose video is gone, or belongs to another tenant, is dropped. A later
-// message of a moment replaces its span, objects, tracks and caption; its thumbnail is replaced
-// only by a message that carries one, and one whose JPEG header does not parse is left out.
+// harmless. A moment whose video is gone, or belongs to another tenant, is dropped. A message of a
+// later revision replaces a moment's span, objects, tracks and caption, and one of an earlier
+// revision changes nothing, whatever order they come in; its thumbnail is replaced only by a
+// message of a later revision that carries one, and one whose JPEG header does not parse is left
+// out.
 func (s *Store) WriteMoments(ctx context.Context, ms []pipeline.Moment) (int64, error) {
 	rows := latestByID(ms)
 	var written int64
@@ -28,27 +30,30 @@ func (s *Store) WriteMoments(ctx context.Context, ms []pipeline.Moment) (int64, 
 		_, err := tx.Exec(ctx, `CREATE TEMP TABLE moments_in (
 			moment_uid uuid, video_id integer, start_s double precision, end_s double precision,
 			caption text, objects jsonb, tracks jsonb, tenant text, started_at timestamptz,
-			ended_at timestamptz, best_score real, models jsonb,
-			jpeg bytea, boxes jsonb, width integer, height integer, embedding vector(384)) ON COMMIT DROP`)
+			ended_at timestamptz, best_score real, models jsonb, revision integer,
+			jpeg bytea, boxes jsonb, width integer, height integer, embedding vector(384),
+			thumb_revision integer) ON COMMIT DROP`)
 		if err != nil {
 			return err
 		}
 		_, err = tx.CopyFrom(ctx, pgx.Identifier{"moments_in"},
 			[]string{"moment_uid", "video_id", "start_s", "end_s", "caption", "objects", "tracks", "tenant",
-				"started_at", "ended_at", "best_score", "models", "jpeg", "boxes", "width", "height", "embedding"},
+				"started_at", "ended_at", "best_score", "models", "revision", "jpeg", "boxes", "width", "height",
+				"embedding", "thumb_revision"},
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-				m := rows[i]
+				m := rows[i].Moment
 				row := []any{m.ID, m.VideoID, m.StartS, m.EndS, m.Caption, nonNil(m.Objects), nonNil(m.Tracks),
-					m.Tenant, m.StartedAt, m.EndedAt, m.BestScore, nonNil(m.Models), nil, nil, nil, nil, nil}
+					m.Tenant, m.StartedAt, m.EndedAt, m.BestScore, nonNil(m.Models), m.Revision, nil, nil, nil, nil, nil,
+					rows[i].thumbRevision}
 				if len(m.Embedding) > 0 {
-					row[16] = pgvector.NewVector(m.Embedding)
+					row[17] = pgvector.NewVector(m.Embedding)
 				}
 				if cfg, err := jpeg.DecodeConfig(bytes.NewReader(m.Thumbnail)); err == nil && cfg.Width > 0 && cfg.Height > 0 {
 					boxes := m.Boxes
 					if boxes == nil {
 						boxes = []track.Box{}
 					}
-					row[12], row[13], row[14], row[15] = m.Thumbnail, boxes, cfg.Width, cfg.Height
+					row[13], row[14], row[15], row[16] = m.Thumbnail, boxes, cfg.Width, cfg.Height
 				}
 				return row, nil
 			}))
@@ -57,17 +62,19 @@ func (s *Store) WriteMoments(ctx context.Context, ms []pipeline.Moment) (int64, 
 		}
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO video_events AS e (moment_uid, video_id, "timestamp", end_s, caption,
-				yolo_metadata, tracks, tenant, started_at, ended_at, best_score, models, embedding)
+				yolo_metadata, tracks, tenant, started_at, ended_at, best_score, models, embedding, revision)
 			SELECT i.moment_uid, i.video_id, i.start_s, i.end_s, i.caption, i.objects, i.tracks, i.tenant,
-				i.started_at, i.ended_at, i.best_score, i.models, i.embedding
+				i.started_at, i.ended_at, i.best_score, i.models, i.embedding, i.revision
 			FROM moments_in i JOIN videos v ON v.video_id = i.video_id AND v.tenant = i.tenant
 			ON CONFLICT (moment_uid) DO UPDATE SET
 				"timestamp" = excluded."timestamp", end_s = excluded.end_s, caption = excluded.caption,
 				yolo_metadata = excluded.yolo_metadata, tracks = excluded.tracks,
 				started_at = excluded.started_at, ended_at = excluded.ended_at,
 				best_score = excluded.best_score, models = excluded.models,
-				embedding = coalesce(excluded.embedding, e.embedding), updated_at = now()
-			WHERE e.tenant = excluded.tenant AND e.video_id = excluded.video_id`)
+				embedding = coalesce(excluded.embedding, e.embedding), revision = excluded.revision,
+				updated_at = now()
+			WHERE e.tenant = excluded.tenant AND e.video_id = excluded.video_id
+				AND excluded.revision >= e.revision`)
 		if err != nil {
 			return err
 		}
@@ -75,15 +82,16 @@ func (s *Store) WriteMoments(ctx context.Context, ms []pipeline.Moment) (int64, 
 		// Joined on the stored moment so that a thumbnail follows only a moment the caller owns.
 		// An unchanged thumbnail, as in a redelivered message, is not rewritten.
 		_, err = tx.Exec(ctx, `
-			INSERT INTO thumbnails AS t (moment_uid, jpeg, boxes, width, height)
-			SELECT i.moment_uid, i.jpeg, i.boxes, i.width, i.height
+			INSERT INTO thumbnails AS t (moment_uid, jpeg, boxes, width, height, revision)
+			SELECT i.moment_uid, i.jpeg, i.boxes, i.width, i.height, i.thumb_revision
 			FROM moments_in i JOIN video_events e ON e.moment_uid = i.moment_uid
 				AND e.tenant = i.tenant AND e.video_id = i.video_id
 			WHERE i.jpeg IS NOT NULL
 			ON CONFLICT (moment_uid) DO UPDATE SET
 				jpeg = excluded.jpeg, boxes = excluded.boxes, width = excluded.width,
-				height = excluded.height, updated_at = now()
-			WHERE (t.jpeg, t.boxes) IS DISTINCT FROM (excluded.jpeg, excluded.boxes)`)
+				height = excluded.height, revision = excluded.revision, updated_at = now()
+			WHERE (t.jpeg, t.boxes) IS DISTINCT FROM (excluded.jpeg, excluded.boxes)
+				AND excluded.revision >= t.revision`)
 		return err
 	})
 	if err != nil {
@@ -92,27 +100,38 @@ func (s *Store) WriteMoments(ctx context.Context, ms []pipeline.Moment) (int64, 
 	return written, nil
 }
 
-// latestByID keeps the last message of each moment: ON CONFLICT cannot touch one row twice in a
-// statement, and a later message of a moment supersedes an earlier one, except that a message
-// without a thumbnail keeps the latest thumbnail of the batch.
-func latestByID(ms []pipeline.Moment) []pipeline.Moment {
+// upsert is a moment's latest message in a batch, with the revision its thumbnail came from.
+type upsert struct {
+	pipeline.Moment
+	thumbRevision int
+}
+
+// latestByID keeps the latest revision of each moment (the last of equals): ON CONFLICT cannot
+// touch one row twice in a statement. A message without a thumbnail takes the latest thumbnail of
+// the batch.
+func latestByID(ms []pipeline.Moment) []upsert {
 	last := make(map[string]int, len(ms))
 	thumb := make(map[string]int, len(ms))
+	var order []string
 	for i, m := range ms {
-		last[m.ID] = i
-		if m.Thumbnail != nil {
+		j, seen := last[m.ID]
+		if !seen {
+			order = append(order, m.ID)
+		}
+		if !seen || m.Revision >= ms[j].Revision {
+			last[m.ID] = i
+		}
+		if k, ok := thumb[m.ID]; m.Thumbnail != nil && (!ok || m.Revision >= ms[k].Revision) {
 			thumb[m.ID] = i
 		}
 	}
-	out := make([]pipeline.Moment, 0, len(last))
-	for i, m := range ms {
-		if last[m.ID] != i {
-			continue
+	out := make([]upsert, 0, len(order))
+	for _, id := range order {
+		u := upsert{Moment: ms[last[id]]}
+		if j, ok := thumb[id]; ok {
+			u.Thumbnail, u.Boxes, u.thumbRevision = ms[j].Thumbnail, ms[j].Boxes, ms[j].Revision
 		}
-		if j, ok := thumb[m.ID]; ok && m.Thumbnail == nil {
-			m.Thumbnail, m.Boxes = ms[j].Thumbnail, ms[j].Boxes
-		}
-		out = append(out, m)
+		out = append(out, u)
 	}
 	return out
 }
@@ -125,10 +144,19 @@ func nonNil[V any](m map[string]V) map[string]V {
 	return m
 }
 
-// CountMoments reports how many of the given moment IDs are committed.
-func (s *Store) CountMoments(ctx context.Context, ids []string) (int, error) {
+// CountMoments reports how many of the given moment IDs are committed, each at least at the
+// revision at the same index of revisions (none: any revision).
+func (s *Store) CountMoments(ctx context.Context, ids []string, revisions []int) (int, error) {
+	if revisions == nil {
+		revisions = make([]int, len(ids))
+	}
+	if len(revisions) != len(ids) {
+		return 0, fmt.Errorf("count moments: %d revisions for %d ids", len(revisions), len(ids))
+	}
 	var n int
-	err := s.pool.QueryRow(ctx, "SELECT count(*) FROM video_events WHERE moment_uid = ANY($1::uuid[])", ids).Scan(&n)
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM video_events e
+		JOIN unnest($1::uuid[], $2::int[]) AS w(id, revision) ON e.moment_uid = w.id AND e.revision >= w.revision`,
+		ids, revisions).Scan(&n)
 	return n, err
 }
 

@@ -137,3 +137,50 @@ func TestWriteMomentsThumbnails(t *testing.T) {
 		t.Errorf("%d thumbnails after pruning (%v), want 1", left, err)
 	}
 }
+
+// TestWriteMomentsKeepsLatestRevision: a message delayed behind a later revision of its moment,
+// as a caption worker's enrichment can be, or redelivered after it, changes nothing, in separate
+// batches or in one.
+func TestWriteMomentsKeepsLatestRevision(t *testing.T) {
+	s := storetest.Open(t)
+	ctx := context.Background()
+	v, err := s.QueueUpload(ctx, "acme", "/a.mp4", "a.mp4", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// revisions returns a moment's messages 0, 1 and 2, each with its own thumbnail.
+	revisions := func(i int) (r0, r1, r2 pipeline.Moment) {
+		r0 = moment(v.ID, "acme", i, "2 cars")
+		r0.Thumbnail = jpegOf(t, 16, 16, color.Gray{Y: 10})
+		r1, r2 = r0, r0
+		r1.Revision, r1.Caption, r1.Thumbnail = 1, "3 cars", jpegOf(t, 8, 8, color.Gray{Y: 120})
+		r2.Revision, r2.Caption, r2.Thumbnail = 2, "A red car parked on the street.", jpegOf(t, 32, 32, color.Gray{Y: 240})
+		return r0, r1, r2
+	}
+	check := func(want pipeline.Moment, when string) {
+		t.Helper()
+		m, err := s.Moment(ctx, "acme", want.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _, err := s.Thumbnail(ctx, "acme", want.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Caption != want.Caption || !bytes.Equal(img, want.Thumbnail) {
+			t.Errorf("%s: caption %q, %d-byte thumbnail; want revision 2's", when, m.Caption, len(img))
+		}
+	}
+	r0, r1, r2 := revisions(1)
+	for _, m := range []pipeline.Moment{r0, r2, r1, r0} {
+		if _, err := s.WriteMoments(ctx, []pipeline.Moment{m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(r2, "revisions 0, 2, 1, 0 in separate batches")
+	r0, r1, r2 = revisions(2)
+	if _, err := s.WriteMoments(ctx, []pipeline.Moment{r0, r2, r1}); err != nil {
+		t.Fatal(err)
+	}
+	check(r2, "revisions 0, 2, 1 in one batch")
+}

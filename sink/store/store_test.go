@@ -94,7 +94,7 @@ func TestWriteMomentsIsIdempotent(t *testing.T) {
 	if rows != 50 || distinct != 50 || caption != "a red car" {
 		t.Errorf("rows %d distinct %d caption %q, want 50, 50, \"a red car\"", rows, distinct, caption)
 	}
-	if n, err := s.CountMoments(ctx, ids(batch)); err != nil || n != 50 {
+	if n, err := s.CountMoments(ctx, ids(batch), nil); err != nil || n != 50 {
 		t.Errorf("CountMoments = %d, %v", n, err)
 	}
 }
@@ -176,7 +176,7 @@ func TestPruneMoments(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("pruned %d, %v", n, err)
 	}
-	if left, _ := s.CountMoments(ctx, ids(batch)); left != 2 {
+	if left, _ := s.CountMoments(ctx, ids(batch), nil); left != 2 {
 		t.Errorf("%d moments left, want 2", left)
 	}
 }
