@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/configs/sharedtest"
 	"github.com/vigilcam/vigil/pipeline/onnx/onnxtest"
 )
@@ -194,11 +195,18 @@ func TestPrecisionFallback(t *testing.T) {
 	}
 }
 
-// TestRealFlorence captions a frame of cars.mp4 when the real Florence-2 weights are installed.
+// TestRealFlorence captions a frame of cars.mp4 when the real Florence-2 weights are installed:
+// in $VIGIL_MODELS_FLORENCE (the configuration's models.florence), else the shared folder.
 func TestRealFlorence(t *testing.T) {
 	onnxtest.Init(t)
-	onnxDir := sharedtest.File(t, "models", "florence-2", "onnx")
-	c, err := New(Config{Dir: filepath.Dir(onnxDir)}, slog.Default())
+	dir := os.Getenv("VIGIL_MODELS_FLORENCE")
+	if dir == "" {
+		dir = filepath.Dir(sharedtest.File(t, "models", "florence-2", "onnx"))
+	}
+	if !configs.FlorenceInstalled(dir) {
+		t.Skipf("no Florence-2 decoder in %s", filepath.Join(dir, "onnx"))
+	}
+	c, err := New(Config{Dir: dir}, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
