@@ -279,10 +279,24 @@ func (p *Pipeline) segment(ctx context.Context, in *queue, out *moments) (int64,
 	job := out.job
 	pending := map[int64]item{}
 	var next int64
+	// A live source's silence closes its open moment once the idle gap has passed on the wall
+	// clock: the stream time it would have reached is the last frame's plus the time since.
+	var wait time.Duration
+	if job.Live {
+		wait = seg.IdleGap()
+	}
+	var lastPTS time.Duration
+	lastAt := time.Now()
 	for {
-		it, ok := in.take()
+		it, ok, idle := in.takeWithin(wait)
 		if !ok {
 			break
+		}
+		if idle {
+			if err := out.publish(ctx, seg.Idle(lastPTS+time.Since(lastAt))); err != nil {
+				return next, err
+			}
+			continue
 		}
 		pending[it.frame.Seq] = it
 		for {
@@ -293,6 +307,7 @@ func (p *Pipeline) segment(ctx context.Context, in *queue, out *moments) (int64,
 			delete(pending, next)
 			next++
 			start := time.Now()
+			lastPTS, lastAt = it.frame.PTS, start
 			events := seg.Push(&it.frame, it.dets)
 			if err := out.publish(ctx, events); err != nil {
 				return next, err

@@ -189,3 +189,59 @@ func TestCancelDrains(t *testing.T) {
 		t.Errorf("analysed %d frames; moments %+v: the open moment must be published on the way out", res.Frames, pub.moments)
 	}
 }
+
+// silent hands out frames at a camera's pace, then goes quiet for a while, as a camera whose
+// network drops does, then ends.
+type silent struct {
+	frames  []ingest.Frame
+	quiet   time.Duration
+	quietAt time.Time
+}
+
+func (s *silent) Next() (ingest.Frame, error) {
+	if len(s.frames) == 0 {
+		if s.quietAt.IsZero() {
+			s.quietAt = time.Now()
+			time.Sleep(s.quiet)
+		}
+		return ingest.Frame{}, io.EOF
+	}
+	time.Sleep(100 * time.Millisecond)
+	f := s.frames[0]
+	s.frames = s.frames[1:]
+	return f, nil
+}
+
+// timestamped keeps when each moment message was published.
+type timestamped struct {
+	published
+	at []time.Time
+}
+
+func (p *timestamped) Publish(ctx context.Context, m *pipeline.Moment) error {
+	p.mu.Lock()
+	p.at = append(p.at, time.Now())
+	p.mu.Unlock()
+	return p.published.Publish(ctx, m)
+}
+
+// TestSilentCameraClosesItsMoment: a live camera that stops sending frames has its open moment
+// closed once the idle gap passes, not when the camera comes back.
+func TestSilentCameraClosesItsMoment(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	pub := &timestamped{}
+	p := newPipeline(t, reg, pub, time.Second)
+	src := &silent{frames: clipFrames(t, "vtest.avi", 20), quiet: 6 * time.Second}
+	if _, err := p.Run(context.Background(), src, pipeline.Job{Tenant: "t", VideoID: 1, Source: "cam", Key: []byte("k"), Live: true}); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.moments) == 0 {
+		t.Fatal("no moment from vtest.avi's pedestrians")
+	}
+	// The idle gap is 3 s: the moment's last message goes out during the silence.
+	last := pub.at[len(pub.at)-1]
+	if !last.After(src.quietAt.Add(2*time.Second)) || !last.Before(src.quietAt.Add(src.quiet)) {
+		t.Errorf("last message at %v into a %v silence, want it between the idle gap and the camera's return",
+			last.Sub(src.quietAt).Round(10*time.Millisecond), src.quiet)
+	}
+}

@@ -70,10 +70,33 @@ func (q *queue) put(ctx context.Context, it item) error {
 func (q *queue) take() (item, bool) {
 	it, ok := <-q.ch
 	if ok {
-		q.depth.Dec()
-		q.wait.Observe(time.Since(it.queued).Seconds())
+		q.taken(it)
 	}
 	return it, ok
+}
+
+func (q *queue) taken(it item) {
+	q.depth.Dec()
+	q.wait.Observe(time.Since(it.queued).Seconds())
+}
+
+// takeWithin is take that gives up after d with idle set; d <= 0 waits as long as it takes.
+func (q *queue) takeWithin(d time.Duration) (it item, ok, idle bool) {
+	if d <= 0 {
+		it, ok = q.take()
+		return it, ok, false
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case it, ok = <-q.ch:
+		if ok {
+			q.taken(it)
+		}
+		return it, ok, false
+	case <-timer.C:
+		return item{}, true, true
+	}
 }
 
 // close tells the takers that nothing more will come.

@@ -192,6 +192,19 @@ func (s *Segmenter) Push(f *ingest.Frame, dets []detect.Detection) []Event {
 	return events
 }
 
+// Idle closes the open segment when a live source has sent nothing for its idle gap: pts is how
+// far the stream would be by now. Without it a camera that goes silent keeps its moment open
+// until its next frame.
+func (s *Segmenter) Idle(pts time.Duration) []Event {
+	if s.open == nil || pts-s.open.End < s.cfg.IdleGap {
+		return nil
+	}
+	return []Event{s.close()}
+}
+
+// IdleGap is the silence after which a segment closes.
+func (s *Segmenter) IdleGap() time.Duration { return s.cfg.IdleGap }
+
 // Finish closes the open segment at the end of the stream.
 func (s *Segmenter) Finish() []Event {
 	if s.open == nil {
