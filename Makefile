@@ -8,7 +8,7 @@ export VIGIL_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 60m
 
-.PHONY: build run test lint bench-cameras bench-pipeline bench-captions clean
+.PHONY: build run test lint bench-cameras bench-pipeline bench-captions eval clean
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/vigil ./cmd/vigil
@@ -45,6 +45,12 @@ bench-pipeline:
 bench-captions:
 	go test -run '^$$' -bench 'Caption$$' -benchtime 10x -v ./pipeline/caption/ | grep -v INFO
 	go test -run '^$$' -bench CaptionLoad -benchtime 1x -v ./pipeline/ | grep -v INFO
+
+# Search quality on the demo clips against the hand-made labels in sink/search/eval: recall@5, MRR
+# and the share of queries answered at rank 1, per query and overall, and why each miss likely
+# missed, from one run that indexes the clips afresh.
+eval:
+	VIGIL_EVAL=1 go test -run TestEval -count=1 -timeout 30m -v ./sink/search/eval/
 
 clean:
 	rm -rf bin
