@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -25,10 +26,12 @@ type Config struct {
 	// DataDir holds the embedded PostgreSQL cluster, the embedded NATS store and installed models.
 	// It defaults to ".vigil".
 	DataDir string `yaml:"data_dir"`
-	// Tenant is the tenant CLI commands act for when --tenant is not given. It defaults to "default".
+	// Tenant is the tenant CLI commands act for when --tenant is not given, and that of API requests
+	// without a token and of the bootstrap token. It defaults to "default".
 	Tenant   string   `yaml:"tenant"`
 	Log      Log      `yaml:"log"`
 	HTTP     HTTP     `yaml:"http"`
+	Auth     Auth     `yaml:"auth"`
 	Database Database `yaml:"database"`
 	NATS     NATS     `yaml:"nats"`
 	ONNX     ONNX     `yaml:"onnx"`
@@ -36,6 +39,7 @@ type Config struct {
 	Pipeline Pipeline `yaml:"pipeline"`
 	Sink     Sink     `yaml:"sink"`
 	Index    Index    `yaml:"index"`
+	Search   Search   `yaml:"search"`
 	Uploads  Uploads  `yaml:"uploads"`
 	// Cameras are declared here besides those added through the API or `vigil cameras add`.
 	// It defaults to none.
@@ -54,6 +58,31 @@ type Log struct {
 type HTTP struct {
 	// Addr is the listen address of the API, search page and /metrics. It defaults to "127.0.0.1:8420".
 	Addr string `yaml:"addr"`
+}
+
+// Auth configures who may use the API. A request names its token as "Authorization: Bearer
+// TOKEN"; tokens are made with `vigil tokens create` or POST /api/v1/tokens.
+type Auth struct {
+	// Required refuses API requests that carry no token. When false, such a request addressed to
+	// localhost or a loopback address acts as an admin of the configured tenant, which is allowed
+	// only while http.addr is on loopback. It defaults to false.
+	Required bool `yaml:"required"`
+	// BootstrapToken is a secret of at least 32 characters that acts as an admin of the configured
+	// tenant and may also add tenants and make tokens for any tenant; empty disables it. Set it
+	// from the environment (VIGIL_AUTH_BOOTSTRAP_TOKEN) rather than in a file. It defaults to "".
+	BootstrapToken string `yaml:"bootstrap_token"`
+}
+
+// minBootstrapToken is the shortest bootstrap token, in characters.
+const minBootstrapToken = 32
+
+// String shows the settings with the bootstrap token redacted.
+func (a Auth) String() string {
+	token := ""
+	if a.BootstrapToken != "" {
+		token = "xxxxx"
+	}
+	return fmt.Sprintf("{Required:%t BootstrapToken:%s}", a.Required, token)
 }
 
 // Database configures PostgreSQL.
@@ -256,6 +285,31 @@ type Sink struct {
 	BatchWait time.Duration `yaml:"batch_wait"`
 }
 
+// Search tunes ranking and each query's plan.
+type Search struct {
+	// Timeout is each query's deadline; when the vector path misses its share of it, results come
+	// from full text alone, marked degraded. It defaults to 500ms.
+	Timeout time.Duration `yaml:"timeout"`
+	// Candidates is how many moments full text and the vector path each rank before fusion. It
+	// defaults to 100.
+	Candidates int `yaml:"candidates"`
+	// RRFK is reciprocal rank fusion's k: a moment at rank r of a path scores 1/(k+r). It defaults
+	// to 60.
+	RRFK float64 `yaml:"rrf_k"`
+	// RecencyWeight lifts a moment's score by up to this share, halving every RecencyHalfLife of
+	// age. It defaults to 0.2 and 168h.
+	RecencyWeight   float64       `yaml:"recency_weight"`
+	RecencyHalfLife time.Duration `yaml:"recency_half_life"`
+	// PriorityWeight lifts a moment's score by this share times its source's priority (0 to 1).
+	// It defaults to 0.2.
+	PriorityWeight float64 `yaml:"priority_weight"`
+	// ExactBelow is the most moments a query's filters may leave for the vector path to compare
+	// with all of them; above it the HNSW index answers. It defaults to 20000.
+	ExactBelow int `yaml:"exact_below"`
+	// EFSearch is the HNSW candidate list size. It defaults to 100.
+	EFSearch int `yaml:"ef_search"`
+}
+
 // Index configures indexing of files.
 type Index struct {
 	// CommitTimeout is how long an index job waits for its moments to be committed after the
@@ -346,8 +400,10 @@ func Default() Config {
 			Captions: Captions{Enabled: true, Task: "<CAPTION>", MaxTokens: 64, Workers: 1, Threads: 1,
 				QueueSize: 16, MaxAge: 30 * time.Second, Every: 30 * time.Second},
 		},
-		Sink:    Sink{BatchSize: 256, BatchWait: 50 * time.Millisecond},
-		Index:   Index{CommitTimeout: 2 * time.Minute},
+		Sink:  Sink{BatchSize: 256, BatchWait: 50 * time.Millisecond},
+		Index: Index{CommitTimeout: 2 * time.Minute},
+		Search: Search{Timeout: 500 * time.Millisecond, Candidates: 100, RRFK: 60, RecencyWeight: 0.2,
+			RecencyHalfLife: 7 * 24 * time.Hour, PriorityWeight: 0.2, ExactBelow: 20000, EFSearch: 100},
 		Uploads: Uploads{MaxBytes: 2 << 30},
 		Cameras: []Camera{},
 	}
@@ -414,6 +470,19 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("http.addr", "%v", err)
+	} else if !c.Auth.Required && !Loopback(c.HTTP.Addr) {
+		bad("http.addr", "%s is not on loopback, so other machines could use the API without a token: turn auth on "+
+			"(auth.required: true, or VIGIL_AUTH_REQUIRED=true) and make tokens with `vigil tokens create`, or listen on 127.0.0.1",
+			c.HTTP.Addr)
+	}
+	// The token's value is never quoted: error messages end up in logs.
+	switch t := c.Auth.BootstrapToken; {
+	case t == "":
+	case utf8.RuneCountInString(t) < minBootstrapToken:
+		bad("auth.bootstrap_token", "must be at least %d characters", minBootstrapToken)
+	case strings.ContainsFunc(t, func(r rune) bool { return r <= ' ' || r > '~' }):
+		// It travels in an HTTP header, which carries neither spaces nor other than ASCII.
+		bad("auth.bootstrap_token", "must be printable ASCII without spaces")
 	}
 	if c.Database.MaxConns < 1 {
 		bad("database.max_conns", "must be at least 1, got %d", c.Database.MaxConns)
@@ -508,6 +577,18 @@ func (c Config) Validate() error {
 	case cp.MaxAge <= 0 || cp.Every <= 0 || !(cp.PerSecond >= 0):
 		bad("pipeline.captions", "max_age and every must be positive and per_second not negative")
 	}
+	switch sc := c.Search; {
+	case sc.Timeout <= 0 || sc.Timeout > time.Minute:
+		bad("search.timeout", "must be in (0, 1m], got %s", sc.Timeout)
+	case sc.Candidates < 10 || sc.Candidates > 1000:
+		bad("search.candidates", "must be 10 to 1000, got %d", sc.Candidates)
+	case !(sc.RRFK > 0):
+		bad("search.rrf_k", "must be positive, got %g", sc.RRFK)
+	case !(sc.RecencyWeight >= 0) || !(sc.PriorityWeight >= 0) || sc.RecencyHalfLife <= 0:
+		bad("search", "recency_weight and priority_weight must not be negative, recency_half_life must be positive")
+	case sc.ExactBelow < 0 || sc.EFSearch < 1 || sc.EFSearch > 1000:
+		bad("search", "exact_below must not be negative and ef_search must be 1 to 1000")
+	}
 	if c.Sink.BatchSize < 1 {
 		bad("sink.batch_size", "must be at least 1, got %d", c.Sink.BatchSize)
 	}
@@ -567,6 +648,20 @@ func streamURLProblem(raw string) string {
 		return encode
 	}
 	return ""
+}
+
+// Loopback reports whether host, with or without a port, names this machine only: localhost or a
+// loopback address. An empty host, which listens on every interface, does not.
+func Loopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func oneOf(s string, allowed ...string) bool {

@@ -209,3 +209,69 @@ func TestCameras(t *testing.T) {
 		t.Errorf("error shows a password: %v", err)
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LocalHost:8420": true, "127.0.0.1": true, "127.9.9.9:80": true, "[::1]": true,
+		"[::1]:8420": true, "::1": true, "::ffff:127.0.0.1": true,
+		"": false, ":8420": false, "0.0.0.0:8420": false, "[::]:8420": false, "192.0.2.7": false,
+		"evil.example": false, "127.0.0.1.evil.example:80": false, "localhost.evil.example": false,
+	} {
+		if got := configs.Loopback(host); got != want {
+			t.Errorf("Loopback(%q) = %t, want %t", host, got, want)
+		}
+	}
+}
+
+func TestAuth(t *testing.T) {
+	const secret = "Tr0ub4dor-and-3-more-words-to-be-long"
+	for _, c := range []struct {
+		addr     string
+		required bool
+		token    string
+		wantErr  string // a field:, or "" for valid
+	}{
+		{"127.0.0.1:8420", false, "", ""},
+		{"127.0.0.2:8420", false, "", ""},
+		{"[::1]:8420", false, "", ""},
+		{"localhost:8420", false, "", ""},
+		{"0.0.0.0:8420", false, "", "http.addr:"},
+		{":8420", false, "", "http.addr:"},
+		{"[::]:8420", false, "", "http.addr:"},
+		{"192.0.2.7:8420", false, "", "http.addr:"},
+		{"vigil.example:8420", false, "", "http.addr:"},
+		{"0.0.0.0:8420", true, "", ""},
+		{"0.0.0.0:8420", true, secret, ""},
+		{"127.0.0.1:8420", false, secret, ""},
+		{"127.0.0.1:8420", true, secret[:31], "auth.bootstrap_token:"},
+		{"127.0.0.1:8420", true, secret + " x", "auth.bootstrap_token:"},
+		{"127.0.0.1:8420", true, secret + "é", "auth.bootstrap_token:"},
+	} {
+		cfg := configs.Default()
+		cfg.HTTP.Addr, cfg.Auth.Required, cfg.Auth.BootstrapToken = c.addr, c.required, c.token
+		err := cfg.Validate()
+		switch {
+		case c.wantErr == "" && err != nil:
+			t.Errorf("addr %s, required %t: %v", c.addr, c.required, err)
+		case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+			t.Errorf("addr %s, required %t, token of %d: %v, want an error about %s", c.addr, c.required, len(c.token), err, c.wantErr)
+		case err != nil && (strings.Contains(err.Error(), secret[:20])):
+			t.Errorf("error shows the token: %v", err)
+		case strings.HasPrefix(c.wantErr, "http.addr") && !strings.Contains(err.Error(), "auth.required"):
+			t.Errorf("error does not say to turn auth on: %v", err)
+		}
+	}
+
+	t.Setenv("VIGIL_AUTH_REQUIRED", "true")
+	t.Setenv("VIGIL_AUTH_BOOTSTRAP_TOKEN", secret)
+	t.Setenv("VIGIL_HTTP_ADDR", "0.0.0.0:8420")
+	cfg, err := configs.Load("")
+	if err != nil || !cfg.Auth.Required || cfg.Auth.BootstrapToken != secret {
+		t.Fatalf("auth from the environment: %v %v", cfg.Auth, err)
+	}
+	for _, shown := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprint(cfg.Auth)} {
+		if strings.Contains(shown, secret) || !strings.Contains(shown, "BootstrapToken:xxxxx") {
+			t.Errorf("printed configuration shows the bootstrap token, or not that there is one: %s", shown)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/vigilcam/vigil/sink"
 	"github.com/vigilcam/vigil/sink/bus"
 	"github.com/vigilcam/vigil/sink/jobs"
+	"github.com/vigilcam/vigil/sink/search"
 	"github.com/vigilcam/vigil/sink/store"
 )
 
@@ -38,7 +40,10 @@ type app struct {
 	bus     *bus.Bus
 	det     *detect.Detector
 	pipe    *pipeline.Pipeline
-	closers []func() error
+	// emb is the caption embedder once loaded (embedderLoaded), nil when none is installed.
+	emb            *embed.Embedder
+	embedderLoaded bool
+	closers        []func() error
 }
 
 func newApp(configPath string) (*app, error) {
@@ -88,7 +93,8 @@ func (a *app) databaseURL(ctx context.Context) (string, error) {
 	return c.URL(), nil
 }
 
-// openStore connects to PostgreSQL and brings the schema up to date.
+// openStore connects to PostgreSQL, brings the schema up to date and makes sure the configured
+// tenant is known, so that tokens can be made for it.
 func (a *app) openStore(ctx context.Context) error {
 	url, err := a.databaseURL(ctx)
 	if err != nil {
@@ -103,6 +109,9 @@ func (a *app) openStore(ctx context.Context) error {
 	}
 	a.store = st
 	a.closers = append(a.closers, func() error { st.Close(); return nil })
+	if _, err := st.AddTenant(ctx, a.cfg.Tenant); err != nil && !errors.Is(err, store.ErrTenantExists) {
+		return err
+	}
 	return nil
 }
 
@@ -197,11 +206,20 @@ func (a *app) pipeline() *pipeline.Pipeline {
 			UpdateEvery: p.Moments.UpdateEvery, ThumbnailWidth: p.Moments.ThumbnailWidth,
 			ThumbnailQuality: p.Moments.ThumbnailQuality, Tracker: track.TrackerConfig{
 				IoU: float32(p.Moments.Tracker.IoU), Hits: p.Moments.Tracker.Hits, MaxMissed: p.Moments.Tracker.MaxMissed}},
-		Embedder: a.embedder(),
+		Embedder: a.pipelineEmbedder(),
 		Captions: a.captions(),
 	}, a.det, a.bus, pipeline.NewMetrics(a.reg), a.log)
 	a.closers = append(a.closers, func() error { a.pipe.Close(); return nil })
 	return a.pipe
+}
+
+// pipelineEmbedder is the embedder as the pipeline takes it: a nil interface when none is
+// installed.
+func (a *app) pipelineEmbedder() pipeline.Embedder {
+	if e := a.embedder(); e != nil {
+		return e
+	}
+	return nil
 }
 
 // captions loads Florence-2, once per caption worker, when it is installed; without it moments
@@ -237,12 +255,20 @@ func (a *app) captioner(dir string) (*caption.Captioner, error) {
 		MaxNewTokens: c.MaxTokens, Threads: c.Threads, Provider: a.cfg.ONNX.Provider}, a.log)
 }
 
-// embedder loads the caption embedder when its model is installed; without it moments carry no
-// embedding, which the log and vigil doctor say.
-func (a *app) embedder() pipeline.Embedder {
+// embedder loads the caption embedder, once, when its model is installed; without it moments
+// carry no embedding and search is full text only, which the log and vigil doctor say.
+func (a *app) embedder() *embed.Embedder {
+	if a.embedderLoaded {
+		return a.emb
+	}
+	a.embedderLoaded = true
 	model := a.cfg.EmbedderModel()
 	if _, err := os.Stat(model); err != nil {
 		a.log.Info("no embedder installed: moments get no embedding, search is full text only", "looked_for", model)
+		return nil
+	}
+	if _, err := a.loadONNX(); err != nil {
+		a.log.Warn("embedder not loaded: moments get no embedding", "model", model, "err", err)
 		return nil
 	}
 	e, err := embed.New(embed.Config{Model: model, Tokenizer: a.cfg.EmbedderTokenizer(), Provider: a.cfg.ONNX.Provider}, a.log)
@@ -251,7 +277,28 @@ func (a *app) embedder() pipeline.Embedder {
 		return nil
 	}
 	a.closers = append(a.closers, e.Close)
+	a.emb = e
 	return e
+}
+
+// searcher returns a searcher over the store, with the embedder for the vector path when one is
+// installed.
+func (a *app) searcher() *search.Searcher {
+	return search.New(a.store.Pool(), searchEmbedder(a), a.searchConfig(), a.log)
+}
+
+// searchEmbedder is the embedder as search takes it: a nil interface when none is installed.
+func searchEmbedder(a *app) search.Embedder {
+	if e := a.embedder(); e != nil {
+		return e
+	}
+	return nil
+}
+
+func (a *app) searchConfig() search.Config {
+	c := a.cfg.Search
+	return search.Config{Timeout: c.Timeout, Candidates: c.Candidates, RRFK: c.RRFK, RecencyWeight: c.RecencyWeight,
+		RecencyHalfLife: c.RecencyHalfLife, PriorityWeight: c.PriorityWeight, ExactBelow: c.ExactBelow, EFSearch: c.EFSearch}
 }
 
 // indexer wires the pipeline, a replay server on loopback, the job queue and the store.

@@ -2,7 +2,8 @@
 //
 //	vigil [--config FILE] COMMAND [flags] [args]
 //
-// Commands: serve, index, search, cameras, migrate, doctor, models, version. Run "vigil COMMAND -h" for flags.
+// Commands: serve, index, search, cameras, tokens, tenants, migrate, doctor, models, version.
+// Run "vigil COMMAND -h" for flags.
 package main
 
 import (
@@ -28,6 +29,8 @@ var commands = map[string]command{
 	"index":   {"index video files and wait until their moments are searchable", index},
 	"search":  {"search moments in plain language", searchCmd},
 	"cameras": {"add, list or remove cameras", camerasCmd},
+	"tokens":  {"create, list or revoke API tokens", tokensCmd},
+	"tenants": {"add or list tenants", tenantsCmd},
 	"migrate": {"apply database migrations", migrate},
 	"doctor":  {"check that everything vigil needs is present and working", doctor},
 	"models":  {"fetch, verify or list the model weights", modelsCmd},
@@ -37,7 +40,7 @@ var commands = map[string]command{
 	}},
 }
 
-var order = []string{"serve", "index", "search", "cameras", "migrate", "doctor", "models", "version"}
+var order = []string{"serve", "index", "search", "cameras", "tokens", "tenants", "migrate", "doctor", "models", "version"}
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: vigil [--config FILE] COMMAND [flags] [args]\n\ncommands:\n")

@@ -172,8 +172,12 @@ type searchReply struct {
 		Caption   string         `json:"caption"`
 		Objects   map[string]int `json:"objects"`
 		Score     float64        `json:"score"`
+		Snippet   string         `json:"snippet"`
+		Thumbnail string         `json:"thumbnail_url"`
+		Pinned    bool           `json:"pinned"`
 	} `json:"results"`
-	Degraded []string `json:"degraded"`
+	Degraded   []string `json:"degraded"`
+	NextCursor string   `json:"next_cursor"`
 }
 
 func decodeStrict(t *testing.T, data string, into any) {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/vigilcam/vigil/sink/search"
 )
@@ -16,17 +18,38 @@ import (
 func searchCmd(ctx context.Context, configPath string, args []string) error {
 	fs := flag.NewFlagSet("search", flag.ContinueOnError)
 	tenant := fs.String("tenant", "", "tenant to search (default: the configured tenant)")
-	topK := fs.Int("top-k", search.DefaultTopK, fmt.Sprintf("number of results, 1 to %d", search.MaxTopK))
 	asJSON := fs.Bool("json", false, "print the results as JSON, as the HTTP API returns them")
+	// The filters are the API's parameters, read by the same parser.
+	params := url.Values{}
+	for _, p := range []struct{ name, usage string }{
+		{"top-k", fmt.Sprintf("number of results, 1 to %d (default %d)", search.MaxTopK, search.DefaultTopK)},
+		{"camera", "keep moments of these cameras or files, by name or id (repeatable, or comma separated)"},
+		{"last", "keep moments of the last `DURATION` (24h, 90m, 7d)"},
+		{"from", "keep moments that end after this `TIME` (RFC 3339)"},
+		{"to", "keep moments that start before this `TIME` (RFC 3339)"},
+		{"objects", "keep moments with at least these objects at once: `CLASS[:N],...` (person:2,car)"},
+		{"min-duration", "keep moments lasting at least this `DURATION`"},
+		{"kind", "keep moments of live cameras (live) or uploaded files (upload)"},
+		{"cursor", "continue from a previous page's next_cursor"},
+		{"explain", "show each result's score parts (true)"},
+	} {
+		key := strings.ReplaceAll(p.name, "-", "_")
+		fs.Func(p.name, p.usage, func(v string) error {
+			params.Add(key, v)
+			return nil
+		})
+	}
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: vigil search [--tenant T] [--top-k K] [--json] QUERY\n\n")
+		fmt.Fprintf(fs.Output(), "usage: vigil search [--tenant T] [--json] [filters] QUERY\n\n")
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args); err != nil {
+	positional, err := parseInterleaved(fs, args)
+	if err != nil {
 		return err
 	}
-	q := search.Query{Text: strings.Join(fs.Args(), " "), TopK: *topK, Tenant: *tenant}
-	if err := q.Validate(); err != nil {
+	params.Set("q", strings.Join(positional, " "))
+	q, err := search.ParseQuery(*tenant, params, time.Now())
+	if err != nil {
 		return usageError{err}
 	}
 	a, err := newApp(configPath)
@@ -40,7 +63,7 @@ func searchCmd(ctx context.Context, configPath string, args []string) error {
 	if err := a.openStore(ctx); err != nil {
 		return err
 	}
-	resp, err := search.New(a.store.Pool()).Search(ctx, q)
+	resp, err := a.searcher().Search(ctx, q)
 	if err != nil {
 		return err
 	}

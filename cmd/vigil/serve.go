@@ -66,11 +66,15 @@ func serve(ctx context.Context, configPath string, args []string) error {
 	}
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Tenant:    a.cfg.Tenant,
-			UploadDir: filepath.Join(a.cfg.DataDir, "uploads"),
-			MaxUpload: a.cfg.Uploads.MaxBytes,
-			Submitter: ix,
-			Cameras:   cams,
+			Tenant:         a.cfg.Tenant,
+			AuthRequired:   a.cfg.Auth.Required,
+			BootstrapToken: a.cfg.Auth.BootstrapToken,
+			Search:         a.searchConfig(),
+			Embedder:       searchEmbedder(a),
+			UploadDir:      filepath.Join(a.cfg.DataDir, "uploads"),
+			MaxUpload:      a.cfg.Uploads.MaxBytes,
+			Submitter:      ix,
+			Cameras:        cams,
 		}, a.store, a.reg, a.log),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/vigilcam/vigil/configs"
 	"github.com/vigilcam/vigil/sink/search"
 	"github.com/vigilcam/vigil/sink/store"
 )
@@ -25,10 +24,19 @@ var ui embed.FS
 
 // Config configures the API.
 type Config struct {
-	// Tenant answers requests that name none. Tenant-scoped tokens replace this later.
+	// Tenant is the tenant of the bootstrap token and, unless AuthRequired, of requests without a
+	// token.
 	Tenant string
-	// QueryTimeout bounds each search. It defaults to 2s.
-	QueryTimeout time.Duration
+	// AuthRequired refuses API requests without a token. It defaults to false: such requests that
+	// address the server by a loopback name or address act as an admin of Tenant.
+	AuthRequired bool
+	// BootstrapToken, unless empty, acts as an admin of Tenant that may also add tenants and make
+	// tokens for any tenant. It defaults to "": none.
+	BootstrapToken string
+	// Search tunes ranking, plans and each query's deadline.
+	Search search.Config
+	// Embedder embeds queries for the vector path; nil searches full text only.
+	Embedder search.Embedder
 	// Cameras reports the live state shown with each camera. It defaults to nil: no state shown.
 	Cameras CameraStates
 	// UploadDir is where POST /api/v1/videos keeps uploaded files, in a folder per tenant.
@@ -48,18 +56,25 @@ type Server struct {
 	searcher *search.Searcher
 	log      *slog.Logger
 	mux      *http.ServeMux
+	// bootstrap is the SHA-256 of the bootstrap token, nil when there is none.
+	bootstrap []byte
+	// origins refuses changes that a page of another site asks a browser to make here, which
+	// requests without a token would otherwise be allowed.
+	origins http.CrossOriginProtection
 }
 
 // New returns the API's handler; gatherer feeds /metrics.
 func New(cfg Config, st *store.Store, gatherer prometheus.Gatherer, log *slog.Logger) *Server {
-	if cfg.QueryTimeout <= 0 {
-		cfg.QueryTimeout = 2 * time.Second
-	}
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = 2 << 30
 	}
-	s := &Server{cfg: cfg, store: st, searcher: search.New(st.Pool()), log: log, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /api/v1/search", s.search)
+	s := &Server{cfg: cfg, store: st, searcher: search.New(st.Pool(), cfg.Embedder, cfg.Search, log), log: log, mux: http.NewServeMux()}
+	if cfg.BootstrapToken != "" {
+		s.bootstrap = hashSecret(cfg.BootstrapToken)
+		s.cfg.BootstrapToken = "" // only its hash is needed from here on
+	}
+	s.searchRoutes()
+	s.authRoutes()
 	s.mux.HandleFunc("GET /api/v1/videos", s.videos)
 	s.mux.HandleFunc("GET /api/v1/videos/{id}", s.video)
 	s.mux.HandleFunc("GET /api/v1/moments/{id}", s.moment)
@@ -71,7 +86,7 @@ func New(cfg Config, st *store.Store, gatherer prometheus.Gatherer, log *slog.Lo
 	s.mux.HandleFunc("PATCH /api/v1/cameras/{id}", s.updateCamera)
 	s.mux.HandleFunc("DELETE /api/v1/cameras/{id}", s.deleteCamera)
 	s.mux.HandleFunc("GET /healthz", s.health)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /metrics", s.allTenants(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		http.ServeFileFS(w, r, ui, "ui/index.html")
@@ -82,7 +97,8 @@ func New(cfg Config, st *store.Store, gatherer prometheus.Gatherer, log *slog.Lo
 	return s
 }
 
-// ServeHTTP turns a panic in a handler into a 500 problem instead of a dropped connection.
+// ServeHTTP finds who the request acts for, once, and turns a panic in a handler into a 500
+// problem instead of a dropped connection.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -93,20 +109,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			problem(w, http.StatusInternalServerError, "internal", "internal error")
 		}
 	}()
+	if err := s.origins.Check(r); err != nil {
+		problem(w, http.StatusForbidden, "cross_origin", err.Error())
+		return
+	}
+	if !public(r.URL.Path) {
+		p, ok := s.authenticate(w, r)
+		if !ok {
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	}
 	s.mux.ServeHTTP(w, r)
-}
-
-// tenant is the tenant a request acts for.
-func (s *Server) tenant(w http.ResponseWriter, r *http.Request) (string, bool) {
-	t := r.URL.Query().Get("tenant")
-	if t == "" {
-		return s.cfg.Tenant, true
-	}
-	if !configs.ValidTenant(t) {
-		problem(w, http.StatusBadRequest, "invalid_tenant", "tenant must be lower-case letters, digits, - and _")
-		return "", false
-	}
-	return t, true
 }
 
 func (s *Server) videos(w http.ResponseWriter, r *http.Request) {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -104,7 +103,7 @@ func (s *Server) view(c store.Camera) cameraView {
 }
 
 func (s *Server) addCamera(w http.ResponseWriter, r *http.Request) {
-	tenant, ok := s.tenant(w, r)
+	tenant, ok := s.admin(w, r)
 	if !ok {
 		return
 	}
@@ -122,11 +121,7 @@ func (s *Server) addCamera(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("camera added", "camera", c.Name, "tenant", tenant, "video", c.ID, "url", c.URL)
-	location := "/api/v1/cameras/" + strconv.FormatInt(c.ID, 10)
-	if r.URL.Query().Has("tenant") {
-		location += "?tenant=" + url.QueryEscape(tenant)
-	}
-	w.Header().Set("Location", location)
+	w.Header().Set("Location", "/api/v1/cameras/"+strconv.FormatInt(c.ID, 10))
 	reply(w, http.StatusCreated, s.view(c))
 }
 
@@ -148,7 +143,11 @@ func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) camera(w http.ResponseWriter, r *http.Request) {
-	tenant, id, ok := s.cameraTarget(w, r)
+	tenant, ok := s.tenant(w, r)
+	if !ok {
+		return
+	}
+	id, ok := cameraID(w, r)
 	if !ok {
 		return
 	}
@@ -161,7 +160,11 @@ func (s *Server) camera(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateCamera(w http.ResponseWriter, r *http.Request) {
-	tenant, id, ok := s.cameraTarget(w, r)
+	tenant, ok := s.admin(w, r)
+	if !ok {
+		return
+	}
+	id, ok := cameraID(w, r)
 	if !ok {
 		return
 	}
@@ -179,7 +182,11 @@ func (s *Server) updateCamera(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteCamera(w http.ResponseWriter, r *http.Request) {
-	tenant, id, ok := s.cameraTarget(w, r)
+	tenant, ok := s.admin(w, r)
+	if !ok {
+		return
+	}
+	id, ok := cameraID(w, r)
 	if !ok {
 		return
 	}
@@ -191,18 +198,14 @@ func (s *Server) deleteCamera(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// cameraTarget is the tenant and camera id a request addresses.
-func (s *Server) cameraTarget(w http.ResponseWriter, r *http.Request) (string, int64, bool) {
-	tenant, ok := s.tenant(w, r)
-	if !ok {
-		return "", 0, false
-	}
+// cameraID reads the camera id from the path; false when it answered with a problem.
+func cameraID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		problem(w, http.StatusBadRequest, "invalid_id", "camera id must be a positive whole number")
-		return "", 0, false
+		return 0, false
 	}
-	return tenant, id, true
+	return id, true
 }
 
 // decodeBody decodes a request body holding one JSON object with no unknown fields, or answers

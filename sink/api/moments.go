@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -50,9 +49,6 @@ func (s *Server) moment(w http.ResponseWriter, r *http.Request) {
 	v := momentView{Moment: m}
 	if m.ThumbnailWidth > 0 {
 		v.ThumbnailURL = "/api/v1/moments/" + id + "/thumbnail.jpg"
-		if q := r.URL.Query().Get("tenant"); q != "" {
-			v.ThumbnailURL += "?tenant=" + url.QueryEscape(q)
-		}
 	}
 	reply(w, http.StatusOK, v)
 }

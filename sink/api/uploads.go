@@ -52,7 +52,7 @@ var (
 // upload takes a file as the part named "file" of a multipart form, or as the raw body named by
 // ?name=. Neither is buffered: the body is copied to disk as it arrives.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
-	tenant, ok := s.tenant(w, r)
+	tenant, ok := s.admin(w, r)
 	if !ok {
 		return
 	}

@@ -84,7 +84,7 @@ func TestCamerasFollowTheRegistry(t *testing.T) {
 		return !ok
 	})
 	eventually(t, 30*time.Second, "no moment with a person from camera gate", func() bool {
-		resp, err := search.New(sys.Store.Pool()).Search(bg, search.Query{Tenant: "default", Text: "person", TopK: 10})
+		resp, err := search.New(sys.Store.Pool(), nil, search.Config{}, slog.Default()).Search(bg, search.Query{Tenant: "default", Text: "person", TopK: 10})
 		if err != nil {
 			t.Fatal(err)
 		}

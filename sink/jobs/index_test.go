@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func (s system) index(t *testing.T, path string, force bool) jobs.Outcome {
 
 func (s system) search(t *testing.T, text string) []search.Result {
 	t.Helper()
-	resp, err := search.New(s.Store.Pool()).Search(context.Background(), search.Query{Tenant: "default", Text: text, TopK: 20})
+	resp, err := search.New(s.Store.Pool(), nil, search.Config{}, slog.Default()).Search(context.Background(), search.Query{Tenant: "default", Text: text, TopK: 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,35 +1,84 @@
 // Package search owns the read side of moments: turning a plain-language query into ranked
-// moments of one tenant.
+// moments of one tenant. Full text over captions, object labels and source names (English
+// stemming, with the security synonym list) and nearest neighbours over the caption embeddings
+// are fused by reciprocal rank, then lifted by recency and source priority; admins can pin
+// moments to a query, and ask why a moment did not come back.
 package search
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
+	"sort"
 	"strings"
+	"sync"
 	"time"
-	"unicode/utf8"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Limits on a query.
-const (
-	DefaultTopK  = 10
-	MaxTopK      = 100
-	MaxQueryRune = 500
-)
-
 // ErrInvalid marks a query the caller must fix; its message says how.
 var ErrInvalid = errors.New("invalid query")
 
-// Query is one search.
-type Query struct {
-	Tenant string
-	Text   string
-	// TopK is how many results to return: 1 to MaxTopK; 0 means DefaultTopK.
-	TopK int
+// Embedder turns a query into the sentence embedding moments' captions were given;
+// *embed.Embedder is one.
+type Embedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+}
+
+// Config tunes ranking and the plans.
+type Config struct {
+	// Timeout bounds a query that brings no deadline of its own. It defaults to 500ms.
+	Timeout time.Duration
+	// VectorShare is the part of a query's time the vector path may take before the query goes
+	// on without it. It defaults to 0.6.
+	VectorShare float64
+	// Candidates is how many moments each path ranks before fusion. It defaults to 100.
+	Candidates int
+	// RRFK is reciprocal rank fusion's k: a result at rank r scores 1/(k+r). It defaults to 60.
+	RRFK float64
+	// RecencyWeight lifts a moment by up to this share of its score, halving every
+	// RecencyHalfLife of age (default 7 days); 0 does not lift.
+	RecencyWeight   float64
+	RecencyHalfLife time.Duration
+	// PriorityWeight lifts a moment by this share of its score times its source's priority
+	// (0 to 1); 0 does not lift.
+	PriorityWeight float64
+	// ExactBelow is the most moments a filter may leave for the vector path to compare the
+	// query with all of them (exact, over the btree of camera and time); above it the HNSW index
+	// answers, scanning on until enough pass the filter. It defaults to 20000.
+	ExactBelow int
+	// EFSearch is HNSW's candidate list size. It defaults to 100.
+	EFSearch int
+}
+
+func (c *Config) defaults() {
+	def := func(v *float64, d float64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 500 * time.Millisecond
+	}
+	def(&c.VectorShare, 0.6)
+	def(&c.RRFK, 60)
+	if c.Candidates <= 0 {
+		c.Candidates = 100
+	}
+	if c.RecencyHalfLife <= 0 {
+		c.RecencyHalfLife = 7 * 24 * time.Hour
+	}
+	if c.ExactBelow <= 0 {
+		c.ExactBelow = 20000
+	}
+	if c.EFSearch <= 0 {
+		c.EFSearch = 100
+	}
 }
 
 // Result is one moment that matched. Later versions may add fields, never rename these.
@@ -44,76 +93,367 @@ type Result struct {
 	Caption   string         `json:"caption"`
 	Objects   map[string]int `json:"objects"`
 	Score     float64        `json:"score"`
+	// Snippet is the caption, HTML-escaped, with the words that matched in <mark>.
+	Snippet string `json:"snippet"`
+	// ThumbnailURL is where the moment's best frame is served.
+	ThumbnailURL string `json:"thumbnail_url"`
+	// Pinned is set when an admin pinned the moment to this query.
+	Pinned  bool     `json:"pinned,omitempty"`
+	Explain *Explain `json:"explain,omitempty"`
+}
+
+// Explain is how a result's score came about.
+type Explain struct {
+	// TextRank is the full-text rank and TextPosition the place in the full-text list (from 1);
+	// both absent when no query word matched.
+	TextRank     *float64 `json:"text_rank,omitempty"`
+	TextPosition *int     `json:"text_position,omitempty"`
+	// VectorDistance is the cosine distance of the caption's embedding to the query's and
+	// VectorPosition the place among the nearest (from 1); absent when not among them.
+	VectorDistance *float64 `json:"vector_distance,omitempty"`
+	VectorPosition *int     `json:"vector_position,omitempty"`
+	// RRF is the fused score; RecencyBoost and PriorityBoost the shares it was lifted by.
+	RRF           float64 `json:"rrf"`
+	RecencyBoost  float64 `json:"recency_boost"`
+	PriorityBoost float64 `json:"priority_boost"`
+	Pinned        bool    `json:"pinned"`
+	// SourceMatched is set when a query word named the moment's camera or file.
+	SourceMatched bool `json:"source_matched,omitempty"`
 }
 
 // Response is the answer to a query. Degraded names the parts of retrieval that could not take
-// part (none yet: only full text exists).
+// part: "embedder" when no embedder is installed, "vector" when the vector path failed or ran
+// out of time; the results then come from full text alone.
 type Response struct {
 	Results  []Result `json:"results"`
 	Degraded []string `json:"degraded"`
+	// NextCursor fetches the next page; absent on the last.
+	NextCursor string `json:"next_cursor,omitempty"`
+	// Plan says how the vector path ran (exact, hnsw), with explain.
+	Plan string `json:"plan,omitempty"`
 }
 
 // Searcher runs queries against vigil's database.
 type Searcher struct {
 	pool *pgxpool.Pool
+	emb  Embedder
+	cfg  Config
+	log  *slog.Logger
 }
 
-// New returns a searcher over pool.
-func New(pool *pgxpool.Pool) *Searcher { return &Searcher{pool: pool} }
-
-// Validate checks q and fills in defaults.
-func (q *Query) Validate() error {
-	q.Text = strings.TrimSpace(q.Text)
-	switch {
-	case q.Text == "":
-		return fmt.Errorf("%w: the query is empty", ErrInvalid)
-	case !utf8.ValidString(q.Text):
-		return fmt.Errorf("%w: the query is not valid UTF-8", ErrInvalid)
-	case utf8.RuneCountInString(q.Text) > MaxQueryRune:
-		return fmt.Errorf("%w: the query is longer than %d characters", ErrInvalid, MaxQueryRune)
-	case strings.ContainsRune(q.Text, 0):
-		return fmt.Errorf("%w: the query contains a NUL character", ErrInvalid)
-	case q.TopK < 0 || q.TopK > MaxTopK:
-		return fmt.Errorf("%w: top_k must be between 1 and %d", ErrInvalid, MaxTopK)
-	}
-	if q.TopK == 0 {
-		q.TopK = DefaultTopK
-	}
-	return nil
+// New returns a searcher over pool; emb may be nil (full text only).
+func New(pool *pgxpool.Pool, emb Embedder, cfg Config, log *slog.Logger) *Searcher {
+	cfg.defaults()
+	return &Searcher{pool: pool, emb: emb, cfg: cfg, log: log}
 }
 
-// searchSQL ranks moments by full text over object labels (weight A) and caption (weight B).
-// Query words are ORed, so "person with a bicycle" still finds a moment with only a bicycle,
-// ranked below one with both. Normalisation 32 maps the rank into [0, 1).
-const searchSQL = `
-WITH q AS (SELECT replace(plainto_tsquery('english', $2)::text, ' & ', ' | ')::tsquery AS q)
-SELECT e.moment_uid::text, e.video_id, v.name, e."timestamp", e.end_s, e.started_at, e.ended_at,
-	e.caption, e.yolo_metadata, ts_rank_cd(e.search, q.q, 32) AS score
-FROM video_events e JOIN videos v ON v.video_id = e.video_id AND v.tenant = e.tenant, q
-WHERE e.tenant = $1 AND e.search @@ q.q
-ORDER BY score DESC, e.started_at DESC, e.moment_uid
-LIMIT $3`
+// candidate is a moment one path found, with its place in that path's list.
+type candidate struct {
+	id       string
+	position int     // from 1
+	value    float64 // text rank, or vector distance
+	source   bool    // text path: a query word named its source
+}
+
+// ranked is a fused result before its details are read.
+type ranked struct {
+	id          string
+	text, vec   *candidate
+	rrf, score  float64
+	pinned      bool
+	recency     float64
+	priority    float64
+	sourceMatch bool
+}
 
 // Search returns the tenant's moments that best match q.
 func (s *Searcher) Search(ctx context.Context, q Query) (Response, error) {
 	if err := q.Validate(); err != nil {
 		return Response{}, err
 	}
-	rows, err := s.pool.Query(ctx, searchSQL, q.Tenant, q.Text, q.TopK)
-	if err != nil {
-		return Response{}, fmt.Errorf("search: %w", err)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
 	}
-	results, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Result, error) {
-		var r Result
-		err := row.Scan(&r.MomentID, &r.VideoID, &r.Source, &r.StartS, &r.EndS, &r.StartedAt,
-			&r.EndedAt, &r.Caption, &r.Objects, &r.Score)
-		return r, err
+	offset, err := q.offset()
+	if err != nil {
+		return Response{}, err
+	}
+	f, alts, err := s.prepare(ctx, q)
+	if err != nil {
+		return Response{}, err
+	}
+	list, resp, err := s.rank(ctx, q, f, alts, max(s.cfg.Candidates, offset+q.TopK+1))
+	if err != nil {
+		return Response{}, err
+	}
+	if offset < len(list) {
+		page := list[offset:min(len(list), offset+q.TopK)]
+		if resp.Results, err = s.details(ctx, q, alts, page); err != nil {
+			return Response{}, err
+		}
+		if offset+q.TopK < len(list) {
+			resp.NextCursor = q.cursor(offset + q.TopK)
+		}
+	}
+	if !q.Explain {
+		resp.Plan = ""
+	}
+	return resp, nil
+}
+
+// prepare resolves q's filters and expands its words with their synonyms.
+func (s *Searcher) prepare(ctx context.Context, q Query) (filter, []string, error) {
+	f, err := s.resolve(ctx, q)
+	if err != nil {
+		return f, nil, err
+	}
+	alts, err := s.expand(ctx, q.Tenant, q.Text)
+	if err != nil {
+		return f, nil, fmt.Errorf("search: %w", err)
+	}
+	return f, alts, nil
+}
+
+// rank runs both paths and fuses them into the full ranking, pins first, up to depth results
+// per path.
+func (s *Searcher) rank(ctx context.Context, q Query, f filter, alts []string, depth int) ([]ranked, Response, error) {
+	resp := Response{Results: []Result{}, Degraded: []string{}}
+	var (
+		vec     []candidate
+		vecErr  error
+		wg      sync.WaitGroup
+		plan    string
+		noEmbed = s.emb == nil
+	)
+	if !noEmbed {
+		deadline, _ := ctx.Deadline()
+		vctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(deadline))*s.cfg.VectorShare)))
+		defer cancel()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vec, plan, vecErr = s.vector(vctx, q, f, depth)
+		}()
+	}
+	text, err := s.text(ctx, q, f, alts, depth)
+	wg.Wait()
+	if err != nil {
+		return nil, resp, fmt.Errorf("search: %w", err)
+	}
+	switch {
+	case noEmbed:
+		resp.Degraded = append(resp.Degraded, "embedder")
+	case vecErr != nil:
+		s.log.Warn("vector search failed; answering from full text", "err", vecErr)
+		resp.Degraded = append(resp.Degraded, "vector")
+		vec = nil
+	}
+	resp.Plan = plan
+	pins, err := s.pinned(ctx, q, f)
+	if err != nil {
+		return nil, resp, fmt.Errorf("search: %w", err)
+	}
+	list, err := s.fuse(ctx, q.Tenant, text, vec, pins)
+	if err != nil {
+		return nil, resp, fmt.Errorf("search: %w", err)
+	}
+	return list, resp, nil
+}
+
+// fuse combines the paths' lists by reciprocal rank, lifts by recency and source priority, and
+// puts pinned moments first in their order.
+func (s *Searcher) fuse(ctx context.Context, tenant string, text, vec []candidate, pins []string) ([]ranked, error) {
+	byID := map[string]*ranked{}
+	get := func(id string) *ranked {
+		r := byID[id]
+		if r == nil {
+			r = &ranked{id: id}
+			byID[id] = r
+		}
+		return r
+	}
+	for i := range text {
+		r := get(text[i].id)
+		r.text = &text[i]
+		r.rrf += 1 / (s.cfg.RRFK + float64(text[i].position))
+		r.sourceMatch = text[i].source
+	}
+	for i := range vec {
+		r := get(vec[i].id)
+		r.vec = &vec[i]
+		r.rrf += 1 / (s.cfg.RRFK + float64(vec[i].position))
+	}
+	for _, id := range pins {
+		get(id).pinned = true
+	}
+	ids := make([]string, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT e.moment_uid::text, e.started_at, v.priority
+		FROM video_events e JOIN videos v ON v.video_id = e.video_id
+		WHERE e.tenant = $1 AND e.moment_uid = ANY($2::uuid[])`, tenant, ids)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var found []ranked
+	for rows.Next() {
+		var id string
+		var started time.Time
+		var priority float32
+		if err := rows.Scan(&id, &started, &priority); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r := byID[id]
+		age := max(0, now.Sub(started))
+		r.recency = s.cfg.RecencyWeight * math.Exp2(-float64(age)/float64(s.cfg.RecencyHalfLife))
+		r.priority = s.cfg.PriorityWeight * float64(priority)
+		r.score = r.rrf * (1 + r.recency + r.priority)
+		found = append(found, *r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	pinAt := map[string]int{}
+	for i, id := range pins {
+		pinAt[id] = i
+	}
+	sort.SliceStable(found, func(i, j int) bool {
+		a, b := found[i], found[j]
+		if a.pinned != b.pinned {
+			return a.pinned
+		}
+		if a.pinned {
+			return pinAt[a.id] < pinAt[b.id]
+		}
+		if a.score != b.score {
+			return a.score > b.score
+		}
+		return a.id < b.id
 	})
+	return found, nil
+}
+
+// details reads the results of a page, in its order.
+func (s *Searcher) details(ctx context.Context, q Query, alts []string, page []ranked) ([]Result, error) {
+	ids := make([]string, len(page))
+	for i, r := range page {
+		ids[i] = r.id
+	}
+	rows, err := s.pool.Query(ctx, `
+		WITH q AS (`+tsquerySQL+`)
+		SELECT e.moment_uid::text, e.video_id, v.name, e."timestamp", e.end_s, e.started_at, e.ended_at,
+			e.caption, e.yolo_metadata,
+			coalesce(ts_headline('english', e.caption, q.q,
+				'StartSel='||chr(2)||', StopSel='||chr(3)||', HighlightAll=true'), e.caption)
+		FROM video_events e JOIN videos v ON v.video_id = e.video_id AND v.tenant = e.tenant, q
+		WHERE e.tenant = $1 AND e.moment_uid = ANY($3::uuid[])`, q.Tenant, alts, ids)
 	if err != nil {
-		return Response{}, fmt.Errorf("search: %w", err)
+		return nil, fmt.Errorf("search: %w", err)
 	}
-	if results == nil {
-		results = []Result{}
+	byID := map[string]Result{}
+	for rows.Next() {
+		var r Result
+		var marked string
+		if err := rows.Scan(&r.MomentID, &r.VideoID, &r.Source, &r.StartS, &r.EndS, &r.StartedAt,
+			&r.EndedAt, &r.Caption, &r.Objects, &marked); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		r.Snippet = highlight(marked)
+		r.ThumbnailURL = "/api/v1/moments/" + r.MomentID + "/thumbnail.jpg"
+		byID[r.MomentID] = r
 	}
-	return Response{Results: results, Degraded: []string{}}, nil
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	out := make([]Result, 0, len(page))
+	for _, p := range page {
+		r, ok := byID[p.id]
+		if !ok {
+			continue // deleted since it was ranked
+		}
+		r.Score, r.Pinned = p.score, p.pinned
+		if q.Explain {
+			r.Explain = p.explain()
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (r ranked) explain() *Explain {
+	e := &Explain{RRF: r.rrf, RecencyBoost: r.recency, PriorityBoost: r.priority, Pinned: r.pinned, SourceMatched: r.sourceMatch}
+	if r.text != nil {
+		e.TextRank, e.TextPosition = &r.text.value, &r.text.position
+	}
+	if r.vec != nil {
+		e.VectorDistance, e.VectorPosition = &r.vec.value, &r.vec.position
+	}
+	return e
+}
+
+// collect reads candidates (id, value[, source matched]) in their list order.
+func collect(rows pgx.Rows, withSource bool) ([]candidate, error) {
+	var out []candidate
+	for rows.Next() {
+		c := candidate{position: len(out) + 1}
+		var err error
+		if withSource {
+			err = rows.Scan(&c.id, &c.value, &c.source)
+		} else {
+			err = rows.Scan(&c.id, &c.value)
+		}
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// highlight escapes a caption for HTML and turns ts_headline's markers into <mark>.
+func highlight(marked string) string {
+	var b strings.Builder
+	for _, r := range marked {
+		switch r {
+		case 2:
+			b.WriteString("<mark>")
+		case 3:
+			b.WriteString("</mark>")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		case '&':
+			b.WriteString("&amp;")
+		case '"':
+			b.WriteString("&#34;")
+		case '\'':
+			b.WriteString("&#39;")
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// normalize is the form a query is pinned under: lower case, single spaces.
+func normalize(text string) string {
+	return strings.Join(strings.Fields(strings.ToLower(text)), " ")
+}
+
+// words splits a query into lower-case words of letters and digits.
+func words(text string) []string {
+	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '\''
+	})
 }
