@@ -343,10 +343,13 @@ type Camera struct {
 	// polygons of {x, y} points in fractions of the frame, e.g. [[{x: 0.8, y: 0}, {x: 1, y: 0},
 	// {x: 1, y: 0.1}]]. It defaults to none.
 	MotionMask []Polygon `yaml:"motion_mask"`
+	// Priority, 0 to 1, lifts the camera's moments in search ranking (an entrance over a car
+	// park). It defaults to 0.
+	Priority float64 `yaml:"priority"`
 }
 
 // cameraKeys are the YAML keys of a camera.
-var cameraKeys = map[string]bool{"name": true, "url": true, "analysis_fps": true, "keyframes_only": true, "enabled": true, "motion_mask": true}
+var cameraKeys = map[string]bool{"name": true, "url": true, "analysis_fps": true, "keyframes_only": true, "enabled": true, "motion_mask": true, "priority": true}
 
 // UnmarshalYAML decodes a camera over its defaults, since a list item otherwise starts from zero.
 // yaml.v3 does not pass KnownFields on to custom unmarshalers, so unknown keys are refused here.
@@ -624,6 +627,9 @@ func (c Config) Validate() error {
 		}
 		if err := ValidateMask(cam.MotionMask); err != nil {
 			bad(field+".motion_mask", "%v", err)
+		}
+		if p := cam.Priority; !(p >= 0 && p <= 1) {
+			bad(field+".priority", "must be 0 to 1, got %g", p)
 		}
 	}
 	return errors.Join(errs...)

@@ -156,6 +156,7 @@ func TestCameras(t *testing.T) {
     url: rtsps://10.0.0.6/live
     keyframes_only: true
     enabled: false
+    priority: 0.5
     motion_mask:
       - [{x: 0.8, y: 0}, {x: 1, y: 0}, {x: 1, y: 0.1}, {x: 0.8, y: 0.1}]
 `
@@ -164,7 +165,7 @@ func TestCameras(t *testing.T) {
 	}
 	want := []configs.Camera{
 		{Name: "gate", URL: "rtsp://admin:" + secret + "@10.0.0.5:554/live", AnalysisFPS: 2, Enabled: true},
-		{Name: "yard", URL: "rtsps://10.0.0.6/live", KeyframesOnly: true,
+		{Name: "yard", URL: "rtsps://10.0.0.6/live", KeyframesOnly: true, Priority: 0.5,
 			MotionMask: []configs.Polygon{{{X: 0.8, Y: 0}, {X: 1, Y: 0}, {X: 1, Y: 0.1}, {X: 0.8, Y: 0.1}}}},
 	}
 	if !reflect.DeepEqual(cfg.Cameras, want) {
@@ -193,14 +194,14 @@ func TestCameras(t *testing.T) {
 		{Name: "gate", URL: "http://admin:" + secret + "@h/"},
 		{Name: "gate", URL: "rtsp://admin:12/" + secret + "@h/"},
 		{Name: strings.Repeat("x", 101), URL: "rtsp:" + secret, AnalysisFPS: 61},
-		{Name: "yard", URL: "rtsp://h/b", MotionMask: []configs.Polygon{{{X: 0, Y: 0}, {X: 1.5, Y: 0}, {X: 0, Y: 1}}}},
+		{Name: "yard", URL: "rtsp://h/b", MotionMask: []configs.Polygon{{{X: 0, Y: 0}, {X: 1.5, Y: 0}, {X: 0, Y: 1}}}, Priority: 2},
 	}
 	err = cfg.Validate()
 	if err == nil {
 		t.Fatal("invalid cameras validated")
 	}
 	for _, field := range []string{"cameras[0].name", "cameras[1].url", "cameras[2].name", "cameras[2].url",
-		"cameras[3].name", "cameras[3].url", "cameras[3].analysis_fps", "cameras[4].motion_mask"} {
+		"cameras[3].name", "cameras[3].url", "cameras[3].analysis_fps", "cameras[4].motion_mask", "cameras[4].priority"} {
 		if !strings.Contains(err.Error(), field+":") {
 			t.Errorf("error does not mention %s: %v", field, err)
 		}

@@ -336,7 +336,7 @@ func (a *app) startCameras(ctx context.Context) (*jobs.Cameras, error) {
 	specs := make([]store.CameraSpec, 0, len(a.cfg.Cameras))
 	for _, c := range a.cfg.Cameras {
 		specs = append(specs, store.CameraSpec{Name: c.Name, URL: c.URL, AnalysisFPS: c.AnalysisFPS,
-			KeyframesOnly: c.KeyframesOnly, Enabled: c.Enabled, MotionMask: c.MotionMask})
+			KeyframesOnly: c.KeyframesOnly, Enabled: c.Enabled, MotionMask: c.MotionMask, Priority: c.Priority})
 	}
 	if err := a.store.SyncConfigCameras(ctx, a.cfg.Tenant, specs); err != nil {
 		return nil, fmt.Errorf("cameras in the configuration: %w", err)

@@ -18,7 +18,7 @@ import (
 	"github.com/vigilcam/vigil/sink/store"
 )
 
-const camerasUsage = `usage: vigil cameras add [--tenant T] [--fps F] [--keyframes-only] [--disabled] [--mask POLYGON]... NAME URL
+const camerasUsage = `usage: vigil cameras add [--tenant T] [--fps F] [--keyframes-only] [--disabled] [--priority P] [--mask POLYGON]... NAME URL
        vigil cameras list [--tenant T] [--json]
        vigil cameras mask [--tenant T] NAME|ID [POLYGON...]
        vigil cameras rm [--tenant T] NAME|ID
@@ -107,6 +107,7 @@ func addCamera(ctx context.Context, configPath string, args []string) error {
 	fps := fs.Float64("fps", 0, "frames per second to analyse, up to 60 (default: pipeline.analysis_fps)")
 	keyframes := fs.Bool("keyframes-only", false, "decode only key frames")
 	disabled := fs.Bool("disabled", false, "register the camera without watching it")
+	priority := fs.Float64("priority", 0, "0 to 1: lifts the camera's moments in search ranking")
 	var mask []configs.Polygon
 	fs.Func("mask", "an area whose movement never counts, as \"x,y x,y x,y...\" in fractions of the frame (repeatable)", func(v string) error {
 		p, err := parsePolygon(v)
@@ -127,7 +128,7 @@ func addCamera(ctx context.Context, configPath string, args []string) error {
 	defer a.close()
 	c, err := a.store.AddCamera(ctx, *tenant, store.CameraSpec{
 		Name: positional[0], URL: positional[1], AnalysisFPS: *fps, KeyframesOnly: *keyframes, Enabled: !*disabled,
-		MotionMask: mask,
+		MotionMask: mask, Priority: *priority,
 	})
 	if errors.Is(err, store.ErrInvalid) {
 		return usageError{err}

@@ -45,7 +45,7 @@ type Config struct {
 	// RecencyHalfLife of age (default 7 days); 0 does not lift.
 	RecencyWeight   float64
 	RecencyHalfLife time.Duration
-	// PriorityWeight lifts a moment by this share of its score times its source's priority
+	// PriorityWeight lifts a moment by this share of its score times its camera's priority
 	// (0 to 1); 0 does not lift.
 	PriorityWeight float64
 	// ExactBelow is the most moments a filter may leave for the vector path to compare the
@@ -295,8 +295,8 @@ func (s *Searcher) fuse(ctx context.Context, tenant string, text, vec []candidat
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT e.moment_uid::text, e.started_at, v.priority
-		FROM video_events e JOIN videos v ON v.video_id = e.video_id
+	rows, err := s.pool.Query(ctx, `SELECT e.moment_uid::text, e.started_at, coalesce(c.priority, 0)
+		FROM video_events e LEFT JOIN cameras c ON c.video_id = e.video_id
 		WHERE e.tenant = $1 AND e.moment_uid = ANY($2::uuid[])`, tenant, ids)
 	if err != nil {
 		return nil, err

@@ -288,7 +288,8 @@ func TestFusionBoostsAndPins(t *testing.T) {
 	}
 
 	// Priority: lifting the lot camera puts its moment ahead for a query both cameras match.
-	if _, err := c.st.Pool().Exec(ctx, "UPDATE videos SET priority = 1 WHERE video_id = $1", c.lot); err != nil {
+	one := 1.0
+	if _, err := c.st.UpdateCamera(ctx, "acme", c.lot, store.CameraPatch{Priority: &one}); err != nil {
 		t.Fatal(err)
 	}
 	_, resp = c.find(t, s, "q=dog&explain=true")

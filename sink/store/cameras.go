@@ -78,6 +78,8 @@ type Camera struct {
 	Enabled bool `json:"enabled"`
 	// MotionMask lists the areas whose movement the motion gate ignores.
 	MotionMask []configs.Polygon `json:"motion_mask,omitempty"`
+	// Priority, 0 to 1, lifts the camera's moments in search ranking.
+	Priority float64 `json:"priority"`
 	// Declared is DeclaredAPI or DeclaredConfig.
 	Declared  string    `json:"declared"`
 	CreatedAt time.Time `json:"created_at"`
@@ -104,7 +106,7 @@ func (c Camera) spec() CameraSpec {
 	return CameraSpec{
 		Name: c.Name, URL: c.address, Username: c.Username, Password: c.password,
 		AnalysisFPS: c.AnalysisFPS, KeyframesOnly: c.KeyframesOnly, Enabled: c.Enabled,
-		MotionMask: c.MotionMask,
+		MotionMask: c.MotionMask, Priority: c.Priority,
 	}
 }
 
@@ -124,6 +126,8 @@ type CameraSpec struct {
 	Enabled       bool
 	// MotionMask lists areas whose movement never counts; at most 32 polygons of 64 points.
 	MotionMask []configs.Polygon
+	// Priority, 0 to 1, lifts the camera's moments in search ranking.
+	Priority float64
 }
 
 // camera checks the spec and returns the camera it declares, or an error wrapping ErrInvalid
@@ -133,7 +137,7 @@ func (sp CameraSpec) camera() (Camera, error) {
 	c := Camera{
 		Name: strings.TrimSpace(sp.Name), Username: sp.Username, password: sp.Password,
 		AnalysisFPS: float32Decimal(float32(sp.AnalysisFPS)), KeyframesOnly: sp.KeyframesOnly, Enabled: sp.Enabled,
-		MotionMask: sp.MotionMask,
+		MotionMask: sp.MotionMask, Priority: float32Decimal(float32(sp.Priority)),
 	}
 	switch {
 	case c.Name == "":
@@ -162,6 +166,9 @@ func (sp CameraSpec) camera() (Camera, error) {
 	}
 	if fps := sp.AnalysisFPS; fps != 0 && !(fps > 0 && fps <= maxCameraFPS) {
 		problems = append(problems, fmt.Sprintf("analysis_fps must be in (0, %d], got %g", maxCameraFPS, fps))
+	}
+	if !(sp.Priority >= 0 && sp.Priority <= 1) {
+		problems = append(problems, fmt.Sprintf("priority must be 0 to 1, got %g", sp.Priority))
 	}
 	if err := configs.ValidateMask(sp.MotionMask); err != nil {
 		problems = append(problems, "motion_mask: "+err.Error())
@@ -267,7 +274,8 @@ func float32Decimal(f float32) float64 {
 func (c Camera) sameSettings(o Camera) bool {
 	return c.Name == o.Name && c.address == o.address && c.Username == o.Username &&
 		c.password == o.password && c.AnalysisFPS == o.AnalysisFPS &&
-		c.KeyframesOnly == o.KeyframesOnly && c.Enabled == o.Enabled && SameMask(c.MotionMask, o.MotionMask)
+		c.KeyframesOnly == o.KeyframesOnly && c.Enabled == o.Enabled && SameMask(c.MotionMask, o.MotionMask) &&
+		c.Priority == o.Priority
 }
 
 // SameMask reports whether two motion masks are the same polygons in the same order.
@@ -288,6 +296,7 @@ type CameraPatch struct {
 	KeyframesOnly *bool
 	Enabled       *bool
 	MotionMask    *[]configs.Polygon
+	Priority      *float64
 }
 
 func (p CameraPatch) apply(sp CameraSpec) CameraSpec {
@@ -317,17 +326,21 @@ func (p CameraPatch) apply(sp CameraSpec) CameraSpec {
 	if p.MotionMask != nil {
 		sp.MotionMask = *p.MotionMask
 	}
+	if p.Priority != nil {
+		sp.Priority = *p.Priority
+	}
 	return sp
 }
 
 const cameraColumns = `video_id, tenant, name, url, username, password, analysis_fps, keyframes_only,
-	enabled, declared, created_at, updated_at, motion_mask`
+	enabled, declared, created_at, updated_at, motion_mask, priority`
 
 func scanCamera(row pgx.Row) (Camera, error) {
 	var c Camera
 	var fps *float32
+	var priority float32
 	err := row.Scan(&c.ID, &c.Tenant, &c.Name, &c.address, &c.Username, &c.password, &fps,
-		&c.KeyframesOnly, &c.Enabled, &c.Declared, &c.CreatedAt, &c.UpdatedAt, &c.MotionMask)
+		&c.KeyframesOnly, &c.Enabled, &c.Declared, &c.CreatedAt, &c.UpdatedAt, &c.MotionMask, &priority)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -337,6 +350,7 @@ func scanCamera(row pgx.Row) (Camera, error) {
 	if fps != nil {
 		c.AnalysisFPS = float32Decimal(*fps)
 	}
+	c.Priority = float32Decimal(priority)
 	c.URL = c.redactedURL()
 	return c, nil
 }
@@ -516,21 +530,21 @@ func insertCamera(ctx context.Context, tx pgx.Tx, tenant string, c Camera, decla
 			INSERT INTO videos (tenant, kind, name, path, processing_status)
 			VALUES ($1, 'camera', $2, $3, 'ready') RETURNING video_id)
 		INSERT INTO cameras (video_id, tenant, name, url, username, password, analysis_fps,
-			keyframes_only, enabled, declared, motion_mask)
-		SELECT video_id, $1, $2, $4, $5, $6, $7, $8, $9, $10, $11 FROM v
+			keyframes_only, enabled, declared, motion_mask, priority)
+		SELECT video_id, $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM v
 		RETURNING `+cameraColumns,
 		tenant, c.Name, c.URL, c.address, c.Username, c.password, fpsParam(c.AnalysisFPS),
-		c.KeyframesOnly, c.Enabled, declared, maskParam(c.MotionMask)))
+		c.KeyframesOnly, c.Enabled, declared, maskParam(c.MotionMask), c.Priority))
 }
 
 // updateCamera rewrites a camera's settings and keeps its videos row's name and path in step.
 func updateCamera(ctx context.Context, tx pgx.Tx, id int64, c Camera, declared string) (Camera, error) {
 	updated, err := scanCamera(tx.QueryRow(ctx, `
 		UPDATE cameras SET name = $2, url = $3, username = $4, password = $5, analysis_fps = $6,
-			keyframes_only = $7, enabled = $8, declared = $9, motion_mask = $10, updated_at = now()
+			keyframes_only = $7, enabled = $8, declared = $9, motion_mask = $10, priority = $11, updated_at = now()
 		WHERE video_id = $1 RETURNING `+cameraColumns,
 		id, c.Name, c.address, c.Username, c.password, fpsParam(c.AnalysisFPS), c.KeyframesOnly, c.Enabled, declared,
-		maskParam(c.MotionMask)))
+		maskParam(c.MotionMask), c.Priority))
 	if err != nil {
 		return updated, err
 	}

@@ -138,6 +138,7 @@ func TestCameraValidation(t *testing.T) {
 		{store.CameraSpec{Name: "a", URL: "rtsp://u:" + secret + "@h/x", Password: secret}, "not both"},
 		{store.CameraSpec{Name: "a", URL: "rtsp://h/x", Password: secret}, "a password needs a username"},
 		{store.CameraSpec{Name: "a", URL: "rtsp://h/x", AnalysisFPS: -1}, "analysis_fps must be in (0, 60]"},
+		{store.CameraSpec{Name: "a", URL: "rtsp://h/x", Priority: 1.5}, "priority must be 0 to 1"},
 		{store.CameraSpec{Name: "a", URL: "rtsp://h/x", AnalysisFPS: 61}, "analysis_fps must be in (0, 60]"},
 		{store.CameraSpec{Name: "a", URL: "rtsp://h/" + strings.Repeat("x", 2048)}, "at most 2048 bytes"},
 	} {

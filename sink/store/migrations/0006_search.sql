@@ -6,8 +6,8 @@ CREATE INDEX video_events_embedding ON video_events USING hnsw (embedding vector
 -- The exact plan of a selective filter: one tenant's cameras over a time range.
 CREATE INDEX video_events_tenant_video_time ON video_events (tenant, video_id, started_at);
 
--- 0 to 1: how much a source's moments are lifted in ranking (an entrance over a car park).
-ALTER TABLE videos ADD COLUMN priority real NOT NULL DEFAULT 0 CHECK (priority >= 0 AND priority <= 1);
+-- 0 to 1: how much a camera's moments are lifted in ranking (an entrance over a car park).
+ALTER TABLE cameras ADD COLUMN priority real NOT NULL DEFAULT 0 CHECK (priority >= 0 AND priority <= 1);
 
 -- Groups of words that mean the same to a security team. Tenant '' holds the defaults; a tenant's
 -- own groups replace them all once it has any.
