@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,7 +56,7 @@ type Server struct {
 	store    *store.Store
 	searcher *search.Searcher
 	log      *slog.Logger
-	mux      *http.ServeMux
+	mux      *router
 	// bootstrap is the SHA-256 of the bootstrap token, nil when there is none.
 	bootstrap []byte
 	// origins refuses changes that a page of another site asks a browser to make here, which
@@ -68,7 +69,10 @@ func New(cfg Config, st *store.Store, gatherer prometheus.Gatherer, log *slog.Lo
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = 2 << 30
 	}
-	s := &Server{cfg: cfg, store: st, searcher: search.New(st.Pool(), cfg.Embedder, cfg.Search, log), log: log, mux: http.NewServeMux()}
+	s := &Server{
+		cfg: cfg, store: st, searcher: search.New(st.Pool(), cfg.Embedder, cfg.Search, log), log: log,
+		mux: &router{ServeMux: http.NewServeMux()},
+	}
 	if cfg.BootstrapToken != "" {
 		s.bootstrap = hashSecret(cfg.BootstrapToken)
 		s.cfg.BootstrapToken = "" // only its hash is needed from here on
@@ -86,15 +90,51 @@ func New(cfg Config, st *store.Store, gatherer prometheus.Gatherer, log *slog.Lo
 	s.mux.HandleFunc("PATCH /api/v1/cameras/{id}", s.updateCamera)
 	s.mux.HandleFunc("DELETE /api/v1/cameras/{id}", s.deleteCamera)
 	s.mux.HandleFunc("GET /healthz", s.health)
+	s.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 	s.mux.Handle("GET /metrics", s.allTenants(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		http.ServeFileFS(w, r, ui, "ui/index.html")
 	})
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		problem(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	s.mux.HandleFunc("/", s.noRoute)
 	return s
+}
+
+// noRoute answers what no pattern takes: 405 with Allow when the path exists under other
+// methods (the catch-all keeps ServeMux from saying so itself), else 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		other := r.Clone(r.Context())
+		other.Method = m
+		if _, pattern := s.mux.Handler(other); pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		problem(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; use "+strings.Join(allow, ", "))
+		return
+	}
+	problem(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+}
+
+// router is the server's ServeMux that also keeps the patterns registered on it, so that a test
+// can hold them against the OpenAPI document; every route goes through it.
+type router struct {
+	*http.ServeMux
+	patterns []string
+}
+
+// Handle registers h for pattern and records the pattern.
+func (r *router) Handle(pattern string, h http.Handler) {
+	r.patterns = append(r.patterns, pattern)
+	r.ServeMux.Handle(pattern, h)
+}
+
+// HandleFunc registers h for pattern and records the pattern.
+func (r *router) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	r.Handle(pattern, http.HandlerFunc(h))
 }
 
 // ServeHTTP finds who the request acts for, once, and turns a panic in a handler into a 500

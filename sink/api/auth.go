@@ -31,8 +31,11 @@ type principal struct {
 type principalKey struct{}
 
 // public reports whether a path answers without credentials: the search page, which asks for a
-// token when the API wants one, and the health check that load balancers poll.
-func public(path string) bool { return path == "/" || path == "/healthz" }
+// token when the API wants one, the health check that load balancers poll, and the OpenAPI
+// document, which describes the API and holds no tenant's data.
+func public(path string) bool {
+	return path == "/" || path == "/healthz" || path == "/api/v1/openapi.json"
+}
 
 func (s *Server) authRoutes() {
 	s.mux.HandleFunc("POST /api/v1/tokens", s.createToken)

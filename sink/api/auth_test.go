@@ -241,6 +241,7 @@ func TestAuthRules(t *testing.T) {
 	}{
 		{"page without a token", "", "GET", "/", "", 200, ""},
 		{"health without a token", "", "GET", "/healthz", "", 200, ""},
+		{"API description without a token", "", "GET", "/api/v1/openapi.json", "", 200, ""},
 		{"search without a token", "", "GET", "/api/v1/search?q=car", "", 401, "unauthorized"},
 		{"list without a token", "", "GET", "/api/v1/cameras", "", 401, "unauthorized"},
 		{"unknown endpoint without a token", "", "GET", "/api/v1/nope", "", 401, "unauthorized"},

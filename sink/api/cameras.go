@@ -37,6 +37,8 @@ type cameraRequest struct {
 	Enabled       bool    `json:"enabled"`
 	// MotionMask lists areas whose movement is ignored: polygons of {x, y} in fractions of the frame.
 	MotionMask []configs.Polygon `json:"motion_mask"`
+	// Priority, 0 to 1, lifts the camera's moments in search ranking.
+	Priority float64 `json:"priority"`
 }
 
 // cameraPatch is the body of PATCH /api/v1/cameras/{id}, a JSON merge patch (RFC 7396).
@@ -49,6 +51,7 @@ type cameraPatch struct {
 	KeyframesOnly optional[bool]              `json:"keyframes_only"`
 	Enabled       optional[bool]              `json:"enabled"`
 	MotionMask    optional[[]configs.Polygon] `json:"motion_mask"`
+	Priority      optional[float64]           `json:"priority"`
 }
 
 func (p cameraPatch) patch() store.CameraPatch {
@@ -56,7 +59,7 @@ func (p cameraPatch) patch() store.CameraPatch {
 		Name: p.Name.change(""), URL: p.URL.change(""),
 		Username: p.Username.change(""), Password: p.Password.change(""),
 		AnalysisFPS: p.AnalysisFPS.change(0), KeyframesOnly: p.KeyframesOnly.change(false),
-		Enabled: p.Enabled.change(true), MotionMask: p.MotionMask.change(nil),
+		Enabled: p.Enabled.change(true), MotionMask: p.MotionMask.change(nil), Priority: p.Priority.change(0),
 	}
 }
 
@@ -114,7 +117,7 @@ func (s *Server) addCamera(w http.ResponseWriter, r *http.Request) {
 	c, err := s.store.AddCamera(r.Context(), tenant, store.CameraSpec{
 		Name: req.Name, URL: req.URL, Username: req.Username, Password: req.Password,
 		AnalysisFPS: req.AnalysisFPS, KeyframesOnly: req.KeyframesOnly, Enabled: req.Enabled,
-		MotionMask: req.MotionMask,
+		MotionMask: req.MotionMask, Priority: req.Priority,
 	})
 	if err != nil {
 		s.cameraFail(w, err)

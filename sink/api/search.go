@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/vigilcam/vigil/sink/search"
 )
 
@@ -47,12 +49,12 @@ func (s *Server) why(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	id := r.URL.Query().Get("moment_id")
-	if id == "" {
-		problem(w, http.StatusBadRequest, "invalid_query", "moment_id is missing")
+	id, err := uuid.Parse(r.URL.Query().Get("moment_id"))
+	if err != nil {
+		problem(w, http.StatusBadRequest, "invalid_id", "moment_id must be a moment's UUID")
 		return
 	}
-	why, err := s.searcher.Why(r.Context(), q, id)
+	why, err := s.searcher.Why(r.Context(), q, id.String())
 	if errors.Is(err, search.ErrNotFound) {
 		problem(w, http.StatusNotFound, "not_found", "no such moment")
 		return
@@ -93,7 +95,7 @@ func (s *Server) setSynonyms(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.searcher.SetSynonyms(r.Context(), tenant, body.Groups); err != nil {
-		s.fail(w, err)
+		s.bodyFail(w, err)
 		return
 	}
 	s.synonyms(w, r)
@@ -106,7 +108,7 @@ type pinList struct {
 }
 
 func (s *Server) pins(w http.ResponseWriter, r *http.Request) {
-	tenant, ok := s.admin(w, r)
+	tenant, ok := s.tenant(w, r)
 	if !ok {
 		return
 	}
@@ -133,8 +135,17 @@ func (s *Server) setPins(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.searcher.SetPins(r.Context(), tenant, body.Query, body.Moments); err != nil {
-		s.fail(w, err)
+		s.bodyFail(w, err)
 		return
 	}
 	s.pins(w, r)
+}
+
+// bodyFail answers an admin change the search refused as a bad body.
+func (s *Server) bodyFail(w http.ResponseWriter, err error) {
+	if errors.Is(err, search.ErrInvalid) {
+		problem(w, http.StatusBadRequest, "invalid_body", err.Error())
+		return
+	}
+	s.fail(w, err)
 }

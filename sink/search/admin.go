@@ -12,8 +12,9 @@ import (
 
 // Limits on what admins store.
 const (
-	maxGroups     = 500
-	maxGroupWords = 50
+	// A list at these limits still fits the API's 64 KiB body.
+	maxGroups     = 200
+	maxGroupWords = 20
 	maxPins       = 20
 )
 
