@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -158,7 +159,7 @@ func (c *checkup) captioner(ctx context.Context, a *app) {
 }
 
 func (c *checkup) database(ctx context.Context, a *app) {
-	where := "external " + a.cfg.Database.URL
+	where := "external " + redactURL(a.cfg.Database.URL)
 	if a.cfg.Database.URL == "" {
 		where = "private cluster in " + filepath.Join(a.cfg.DataDir, "pg")
 	}
@@ -209,4 +210,13 @@ func (c *checkup) disk(dir string) {
 	default:
 		c.report(ok, "disk", "%.0f GiB free in %s", free, dir)
 	}
+}
+
+// redactURL hides a URL's password, or the whole URL when it does not parse.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }

@@ -190,9 +190,10 @@ func (s *Server) video(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	// Video ids are PostgreSQL integers: a larger number is no id at all.
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 32)
 	if err != nil || id <= 0 {
-		problem(w, http.StatusBadRequest, "invalid_id", "video id must be a positive whole number")
+		problem(w, http.StatusBadRequest, "invalid_id", "video id must be a whole number from 1 to 2147483647")
 		return
 	}
 	v, err := s.store.Video(r.Context(), tenant, id)

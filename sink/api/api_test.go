@@ -130,6 +130,8 @@ func TestBadRequests(t *testing.T) {
 		{"/api/v1/search?q=car&tenant=" + url.QueryEscape("../etc"), 400, "tenant_parameter"},
 		{"/api/v1/videos/abc", 400, "invalid_id"},
 		{"/api/v1/videos/999", 404, "not_found"},
+		{"/api/v1/videos/99999999999", 400, "invalid_id"},
+		{"/api/v1/cameras/99999999999", 400, "invalid_id"},
 		{"/api/v1/nope", 404, "not_found"},
 	} {
 		var body map[string]any

@@ -203,9 +203,10 @@ func (s *Server) deleteCamera(w http.ResponseWriter, r *http.Request) {
 
 // cameraID reads the camera id from the path; false when it answered with a problem.
 func cameraID(w http.ResponseWriter, r *http.Request) (int64, bool) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	// Video ids are PostgreSQL integers: a larger number is no id at all.
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 32)
 	if err != nil || id <= 0 {
-		problem(w, http.StatusBadRequest, "invalid_id", "camera id must be a positive whole number")
+		problem(w, http.StatusBadRequest, "invalid_id", "camera id must be a whole number from 1 to 2147483647")
 		return 0, false
 	}
 	return id, true
