@@ -54,13 +54,6 @@ func (t *tensor) destroy() error {
 	return err
 }
 
-func (t *tensor) elemSize() int {
-	if t.f16 {
-		return 2
-	}
-	return 4
-}
-
 // set writes src, converting to the tensor's element type, from element offset at.
 func (t *tensor) set(at int, src []float32) {
 	if !t.f16 {
