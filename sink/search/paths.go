@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"fmt"
+	"time"
 	"slices"
 	"sort"
 	"strings"
@@ -11,12 +12,21 @@ import (
 	"github.com/pgvector/pgvector-go"
 )
 
-// tsquerySQL ORs the query's words and their synonyms ($2, one per element) into one English
-// tsquery, stemmed and without stop words; NULL when nothing is left. Each element goes through
-// plainto_tsquery, so no user text is ever parsed as tsquery syntax.
-const tsquerySQL = `SELECT string_agg('(' || t::text || ')', ' | ')::tsquery AS q
-	FROM unnest($2::text[]) AS a(w), LATERAL plainto_tsquery('english', a.w) AS t
-	WHERE t::text <> ''`
+// terms are a query's words as English tsqueries: all asks for every word (each as itself or a
+// synonym), any for at least one. Both are "" when the query has no searchable word (stop words
+// only). Every word goes through plainto_tsquery, so no user text is parsed as tsquery syntax, and
+// the tsqueries travel as parameters, so the planner sees how selective they are.
+type terms struct {
+	all, any string
+	words    []string // every word and synonym searched for, for explanations
+}
+
+const termsSQL = `
+	WITH a AS (SELECT DISTINCT g, t::text AS t
+		FROM unnest($1::text[], $2::int[]) AS a(w, g), LATERAL plainto_tsquery('english', a.w) AS t
+		WHERE t::text <> ''),
+	groups AS (SELECT '(' || string_agg(t, ' | ' ORDER BY t) || ')' AS q FROM a GROUP BY g)
+	SELECT coalesce(string_agg(q, ' & '), ''), coalesce(string_agg(q, ' | '), '') FROM groups`
 
 // filter is a query's filters as SQL conditions on video_events e joined with videos v.
 type filter struct {
@@ -83,7 +93,9 @@ func (s *Searcher) resolve(ctx context.Context, q Query) (filter, error) {
 		f.add("e.video_id = ANY($?::int[])", ids)
 	}
 	if !q.From.IsZero() {
-		f.add("e.ended_at >= $?", q.From)
+		// The bound on started_at is implied (no moment lasts a day) and lets the btree of
+		// camera and time narrow the range.
+		f.add("e.ended_at >= $? AND e.started_at >= $?", q.From, q.From.Add(-24*time.Hour))
 	}
 	if !q.To.IsZero() {
 		f.add("e.started_at < $?", q.To)
@@ -105,40 +117,73 @@ func (s *Searcher) resolve(ctx context.Context, q Query) (filter, error) {
 	return f, nil
 }
 
-// expand returns the query's words with every synonym of each, for tsquerySQL.
-func (s *Searcher) expand(ctx context.Context, tenant, text string) ([]string, error) {
+// expand turns the query's words, each with its synonyms, into terms.
+func (s *Searcher) expand(ctx context.Context, tenant, text string) (terms, error) {
 	groups, err := s.Synonyms(ctx, tenant)
 	if err != nil {
-		return nil, err
+		return terms{}, err
 	}
-	var out []string
-	for _, w := range words(text) {
-		out = append(out, w)
+	var t terms
+	var group []int
+	for i, w := range words(text) {
+		alts := []string{w}
 		for _, g := range groups {
 			if slices.Contains(g, w) || slices.Contains(g, strings.TrimSuffix(w, "s")) {
-				out = append(out, g...)
+				alts = append(alts, g...)
 			}
 		}
+		for _, a := range alts {
+			t.words = append(t.words, a)
+			group = append(group, i)
+		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
+	if err := s.pool.QueryRow(ctx, termsSQL, t.words, group).Scan(&t.all, &t.any); err != nil {
+		return terms{}, err
+	}
+	slices.Sort(t.words)
+	t.words = slices.Compact(t.words)
+	return t, nil
 }
 
-// text ranks moments by full text: caption and object labels, and the names of the tenant's
-// cameras (a moment of a camera the query names matches).
-func (s *Searcher) text(ctx context.Context, q Query, f filter, alts []string, depth int) ([]candidate, error) {
-	where, args := f.where(4)
+// rankScan bounds how many of the newest moments matching every query word are ranked (a quarter
+// as many matching any word): ranking every moment with a common word costs seconds at a
+// million moments, and of equal matches a security team wants the recent ones.
+const rankScan = 8000
+
+// text ranks moments by full text over caption and object labels, and the names of the tenant's
+// cameras. Moments matching every query word come first; only when fewer than need do, moments
+// matching any word, or of a camera a word names, follow. Each part ranks the newest matches only
+// (rankScan); the planner, seeing the tsqueries, walks the time index for a common word and the
+// full-text index for a rare one.
+func (s *Searcher) text(ctx context.Context, q Query, f filter, t terms, depth, need int) ([]candidate, error) {
+	if t.all == "" {
+		return nil, nil
+	}
+	where, args := f.where(6)
 	rows, err := s.pool.Query(ctx, `
-		WITH q AS (`+tsquerySQL+`),
-		src AS (SELECT coalesce(array_agg(v.video_id), '{}') AS ids FROM videos v, q
-			WHERE v.tenant = $1 AND v.kind = 'camera' AND to_tsvector('english', v.name) @@ q.q)
-		SELECT e.moment_uid::text,
-			ts_rank_cd(e.search, q.q, 32) + CASE WHEN e.video_id = ANY(src.ids) THEN 0.1 ELSE 0 END AS rank,
-			e.video_id = ANY(src.ids)
-		FROM video_events e JOIN videos v ON v.video_id = e.video_id, q, src
-		WHERE e.tenant = $1 AND q.q IS NOT NULL AND (e.search @@ q.q OR e.video_id = ANY(src.ids))`+where+`
-		ORDER BY rank DESC, e.started_at DESC, e.moment_uid
-		LIMIT $3`, append([]any{q.Tenant, alts, depth}, args...)...)
+		WITH src AS (SELECT coalesce(array_agg(v.video_id), '{}') AS ids FROM videos v
+			WHERE v.tenant = $1 AND v.kind = 'camera' AND to_tsvector('english', v.name) @@ $3::tsquery),
+		every AS (
+			SELECT m.moment_uid, m.started_at, m.cam,
+				ts_rank(m.search, $2::tsquery, 32) + CASE WHEN m.cam THEN 0.1 ELSE 0 END AS rank
+			FROM (SELECT e.moment_uid, e.started_at, e.search, e.video_id = ANY(src.ids) AS cam
+				FROM video_events e JOIN videos v ON v.video_id = e.video_id, src
+				WHERE e.tenant = $1 AND e.search @@ $2::tsquery`+where+`
+				ORDER BY e.started_at DESC LIMIT `+fmt.Sprint(rankScan)+`) m
+			ORDER BY rank DESC, m.started_at DESC, m.moment_uid LIMIT $4),
+		any_word AS (
+			SELECT m.moment_uid, m.started_at, m.cam,
+				ts_rank(m.search, $3::tsquery, 32) / 2 + CASE WHEN m.cam THEN 0.1 ELSE 0 END AS rank
+			FROM (SELECT e.moment_uid, e.started_at, e.search, e.video_id = ANY(src.ids) AS cam
+				FROM video_events e JOIN videos v ON v.video_id = e.video_id, src
+				WHERE e.tenant = $1 AND (e.search @@ $3::tsquery OR e.video_id = ANY(src.ids))
+					AND NOT e.search @@ $2::tsquery AND (SELECT count(*) FROM every) < $5`+where+`
+				ORDER BY e.started_at DESC LIMIT `+fmt.Sprint(rankScan/4)+`) m
+			ORDER BY rank DESC, m.started_at DESC, m.moment_uid LIMIT $4)
+		SELECT moment_uid::text, rank, cam FROM (
+			SELECT *, 0 AS part FROM every UNION ALL SELECT *, 1 FROM any_word) x
+		ORDER BY part, rank DESC, started_at DESC, moment_uid LIMIT $4`,
+		append([]any{q.Tenant, t.all, t.any, depth, need}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -155,17 +200,23 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 	if err != nil {
 		return nil, "", fmt.Errorf("embed the query: %w", err)
 	}
-	where, args := f.where(3)
 	plan := "hnsw"
 	if f.narrow {
-		var n int
-		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM video_events e
+		// The planner's estimate of the moments the filter leaves: counting them could cost a
+		// scan of the table.
+		where, args := f.where(2)
+		var explained []struct {
+			Plan struct {
+				Rows float64 `json:"Plan Rows"`
+			}
+		}
+		if err := s.pool.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM video_events e
 			JOIN videos v ON v.video_id = e.video_id
-			WHERE e.tenant = $1 AND e.embedding IS NOT NULL`+where+` LIMIT $2) s`,
-			append([]any{q.Tenant, s.cfg.ExactBelow + 1}, args...)...).Scan(&n); err != nil {
+			WHERE e.tenant = $1 AND e.embedding IS NOT NULL`+where,
+			append([]any{q.Tenant}, args...)...).Scan(&explained); err != nil {
 			return nil, "", err
 		}
-		if n <= s.cfg.ExactBelow {
+		if len(explained) == 1 && explained[0].Plan.Rows <= float64(s.cfg.ExactBelow) {
 			plan = "exact"
 		}
 	}

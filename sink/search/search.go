@@ -52,7 +52,8 @@ type Config struct {
 	// query with all of them (exact, over the btree of camera and time); above it the HNSW index
 	// answers, scanning on until enough pass the filter. It defaults to 20000.
 	ExactBelow int
-	// EFSearch is HNSW's candidate list size. It defaults to 100.
+	// EFSearch is HNSW's candidate list size. It defaults to 400: at a million moments 100 found
+	// 0.87 of the true ten nearest, 400 0.95, for 3.4 against 6.9 ms.
 	EFSearch int
 }
 
@@ -77,7 +78,7 @@ func (c *Config) defaults() {
 		c.ExactBelow = 20000
 	}
 	if c.EFSearch <= 0 {
-		c.EFSearch = 100
+		c.EFSearch = 400
 	}
 }
 
@@ -184,7 +185,7 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	list, resp, err := s.rank(ctx, q, f, alts, max(s.cfg.Candidates, offset+q.TopK+1))
+	list, resp, err := s.rank(ctx, q, f, alts, max(s.cfg.Candidates, offset+q.TopK+1), offset+q.TopK)
 	if err != nil {
 		return Response{}, err
 	}
@@ -204,21 +205,21 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Response, error) {
 }
 
 // prepare resolves q's filters and expands its words with their synonyms.
-func (s *Searcher) prepare(ctx context.Context, q Query) (filter, []string, error) {
+func (s *Searcher) prepare(ctx context.Context, q Query) (filter, terms, error) {
 	f, err := s.resolve(ctx, q)
 	if err != nil {
-		return f, nil, err
+		return f, terms{}, err
 	}
-	alts, err := s.expand(ctx, q.Tenant, q.Text)
+	t, err := s.expand(ctx, q.Tenant, q.Text)
 	if err != nil {
-		return f, nil, fmt.Errorf("search: %w", err)
+		return f, terms{}, fmt.Errorf("search: %w", err)
 	}
-	return f, alts, nil
+	return f, t, nil
 }
 
 // rank runs both paths and fuses them into the full ranking, pins first, up to depth results
-// per path.
-func (s *Searcher) rank(ctx context.Context, q Query, f filter, alts []string, depth int) ([]ranked, Response, error) {
+// per path; need is how many the caller will show.
+func (s *Searcher) rank(ctx context.Context, q Query, f filter, t terms, depth, need int) ([]ranked, Response, error) {
 	resp := Response{Results: []Result{}, Degraded: []string{}}
 	var (
 		vec     []candidate
@@ -237,10 +238,10 @@ func (s *Searcher) rank(ctx context.Context, q Query, f filter, alts []string, d
 			vec, plan, vecErr = s.vector(vctx, q, f, depth)
 		}()
 	}
-	text, err := s.text(ctx, q, f, alts, depth)
+	text, err := s.text(ctx, q, f, t, depth, need)
 	wg.Wait()
 	if err != nil {
-		return nil, resp, fmt.Errorf("search: %w", err)
+		return nil, resp, failed(ctx, err)
 	}
 	switch {
 	case noEmbed:
@@ -253,11 +254,11 @@ func (s *Searcher) rank(ctx context.Context, q Query, f filter, alts []string, d
 	resp.Plan = plan
 	pins, err := s.pinned(ctx, q, f)
 	if err != nil {
-		return nil, resp, fmt.Errorf("search: %w", err)
+		return nil, resp, failed(ctx, err)
 	}
 	list, err := s.fuse(ctx, q.Tenant, text, vec, pins)
 	if err != nil {
-		return nil, resp, fmt.Errorf("search: %w", err)
+		return nil, resp, failed(ctx, err)
 	}
 	return list, resp, nil
 }
@@ -342,21 +343,20 @@ func (s *Searcher) fuse(ctx context.Context, tenant string, text, vec []candidat
 }
 
 // details reads the results of a page, in its order.
-func (s *Searcher) details(ctx context.Context, q Query, alts []string, page []ranked) ([]Result, error) {
+func (s *Searcher) details(ctx context.Context, q Query, t terms, page []ranked) ([]Result, error) {
 	ids := make([]string, len(page))
 	for i, r := range page {
 		ids[i] = r.id
 	}
 	rows, err := s.pool.Query(ctx, `
-		WITH q AS (`+tsquerySQL+`)
 		SELECT e.moment_uid::text, e.video_id, v.name, e."timestamp", e.end_s, e.started_at, e.ended_at,
 			e.caption, e.yolo_metadata,
-			coalesce(ts_headline('english', e.caption, q.q,
+			coalesce(ts_headline('english', e.caption, nullif($2, '')::tsquery,
 				'StartSel='||chr(2)||', StopSel='||chr(3)||', HighlightAll=true'), e.caption)
-		FROM video_events e JOIN videos v ON v.video_id = e.video_id AND v.tenant = e.tenant, q
-		WHERE e.tenant = $1 AND e.moment_uid = ANY($3::uuid[])`, q.Tenant, alts, ids)
+		FROM video_events e JOIN videos v ON v.video_id = e.video_id AND v.tenant = e.tenant
+		WHERE e.tenant = $1 AND e.moment_uid = ANY($3::uuid[])`, q.Tenant, t.any, ids)
 	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
+		return nil, failed(ctx, err)
 	}
 	byID := map[string]Result{}
 	for rows.Next() {
@@ -456,4 +456,13 @@ func words(text string) []string {
 	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
 		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '\''
 	})
+}
+
+// failed wraps a database error; past the deadline it is the deadline's, since the server's
+// "canceling statement" is only how the cancelled query ended.
+func failed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return fmt.Errorf("search: %w", err)
 }

@@ -56,26 +56,29 @@ func (s *Searcher) Why(ctx context.Context, q Query, id string) (Why, error) {
 		return Why{}, fmt.Errorf("why: %w", err)
 	}
 	w := Why{MomentID: m.MomentID, Reasons: filteredOut(q, m, kind)}
-	f, alts, err := s.prepare(ctx, q)
+	f, t, err := s.prepare(ctx, q)
 	if err != nil {
 		return Why{}, err
 	}
-	var matched, searchable bool
-	if err := s.pool.QueryRow(ctx, `WITH q AS (`+tsquerySQL+`)
-		SELECT q.q IS NOT NULL, coalesce(e.search @@ q.q, false) FROM video_events e, q
-		WHERE e.tenant = $1 AND e.moment_uid::text = $3`, q.Tenant, alts, m.MomentID).Scan(&searchable, &matched); err != nil {
-		return Why{}, fmt.Errorf("why: %w", err)
+	var all, some bool
+	if t.any != "" {
+		if err := s.pool.QueryRow(ctx, `SELECT e.search @@ $2::tsquery, e.search @@ $3::tsquery FROM video_events e
+			WHERE e.tenant = $1 AND e.moment_uid::text = $4`, q.Tenant, t.all, t.any, m.MomentID).Scan(&all, &some); err != nil {
+			return Why{}, fmt.Errorf("why: %w", err)
+		}
 	}
 	switch {
-	case !searchable:
+	case t.any == "":
 		w.Reasons = append(w.Reasons, "the query has no words full text can search (only stop words or punctuation)")
-	case !matched:
-		w.Reasons = append(w.Reasons, fmt.Sprintf("no query word matched its caption or objects (searched for %s)", strings.Join(alts, ", ")))
+	case !some:
+		w.Reasons = append(w.Reasons, fmt.Sprintf("no query word matched its caption or objects (searched for %s)", strings.Join(t.words, ", ")))
+	case !all:
+		w.Reasons = append(w.Reasons, "only some of the query's words matched its caption or objects; moments matching all of them rank first")
 	}
 	if s.emb != nil && !embedded {
 		w.Reasons = append(w.Reasons, "it has no caption embedding, so the vector path cannot find it")
 	}
-	list, resp, err := s.rank(ctx, q, f, alts, MaxDepth)
+	list, resp, err := s.rank(ctx, q, f, t, MaxDepth, MaxDepth)
 	if err != nil {
 		return Why{}, err
 	}

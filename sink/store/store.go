@@ -11,8 +11,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 )
@@ -38,6 +41,14 @@ func Open(ctx context.Context, url string, maxConns int) (*Store, error) {
 	}
 	cfg.MaxConns = int32(maxConns)
 	cfg.AfterConnect = pgxvec.RegisterTypes
+	// A query whose context ends is cancelled on the server too; by default pgx only closes the
+	// socket, and PostgreSQL would run an abandoned search to its end.
+	cfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: time.Second}
+	}
+	// Statements are planned for their values: a cached generic plan cannot tell a selective
+	// filter or query from a broad one, and search depends on that.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
