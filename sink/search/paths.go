@@ -3,10 +3,10 @@ package search
 import (
 	"context"
 	"fmt"
-	"time"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
