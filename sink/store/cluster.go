@@ -146,13 +146,43 @@ func (c *Cluster) prepare(ctx context.Context) error {
 // writeConf rewrites vigil's settings on every start, so a moved data directory or a new port
 // takes effect.
 func (c *Cluster) writeConf() error {
-	conf := fmt.Sprintf("# Written by vigil on every start.\nlisten_addresses = ''\nport = %d\nunix_socket_directories = '%s'\n",
+	conf := fmt.Sprintf("# Written by vigil on every start; ALTER SYSTEM overrides it.\nlisten_addresses = ''\nport = %d\nunix_socket_directories = '%s'\n",
 		c.cfg.Port, c.socket)
+	if mem := machineMemory(); mem > 0 {
+		// PostgreSQL's advice for a machine it shares: a quarter of the memory for its buffers
+		// (the default, 128MB, holds a twentieth of a million moments, and every search then
+		// copies pages in from the kernel's cache), up to 8GB; most of the rest caches files.
+		mb := mem >> 20
+		conf += fmt.Sprintf("shared_buffers = '%dMB'\neffective_cache_size = '%dMB'\n", min(max(mb/4, 128), 8<<10), max(mb/2, 256))
+	}
+	// A full-text search reading 60,000 matches overflowed the default 4MB, and rechecked every
+	// moment of half its pages: 280 against 220 ms.
+	conf += "work_mem = '32MB'\n"
 	p := filepath.Join(c.data, "vigil.conf")
 	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
 		return err
 	}
 	return c.own(p)
+}
+
+// machineMemory returns the bytes of memory this process may use, the machine's or its
+// cgroup's limit, whichever is less; 0 when neither can be read.
+func machineMemory() int64 {
+	var total int64
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				total = kb << 10
+			}
+		}
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if limit, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && limit > 0 && (total == 0 || limit < total) {
+			total = limit
+		}
+	}
+	return total
 }
 
 func (c *Cluster) running(ctx context.Context) bool {

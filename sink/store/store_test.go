@@ -62,6 +62,22 @@ func ids(ms []pipeline.Moment) []string {
 	return out
 }
 
+func TestClusterSizesItsBuffers(t *testing.T) {
+	mem := store.MachineMemory()
+	if mem == 0 {
+		t.Skip("neither /proc/meminfo nor /sys/fs/cgroup/memory.max is readable")
+	}
+	s := storetest.Open(t)
+	var buffers int64
+	if err := s.Pool().QueryRow(context.Background(),
+		"SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'").Scan(&buffers); err != nil {
+		t.Fatal(err)
+	}
+	if want := min(max(mem/4, 128<<20), 8<<30) >> 20 << 20; buffers != want {
+		t.Errorf("shared_buffers %d MB, want %d MB: a quarter of the machine's %d MB, from 128MB to 8GB", buffers>>20, want>>20, mem>>20)
+	}
+}
+
 func TestWriteMomentsIsIdempotent(t *testing.T) {
 	s := storetest.Open(t)
 	ctx := context.Background()
