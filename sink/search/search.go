@@ -34,9 +34,9 @@ type Embedder interface {
 type Config struct {
 	// Timeout bounds a query that brings no deadline of its own. It defaults to 500ms.
 	Timeout time.Duration
-	// VectorShare is the part of a query's time the vector path may take before the query goes
-	// on without it. It defaults to 0.6.
-	VectorShare float64
+	// PathShare is the part of a query's time the full-text and the vector path (which run side
+	// by side) may each take before the query goes on without it. It defaults to 0.6.
+	PathShare float64
 	// Candidates is how many moments each path ranks before fusion. It defaults to 100.
 	Candidates int
 	// RRFK is reciprocal rank fusion's k: a result at rank r scores 1/(k+r). It defaults to 60.
@@ -66,7 +66,7 @@ func (c *Config) defaults() {
 	if c.Timeout <= 0 {
 		c.Timeout = 500 * time.Millisecond
 	}
-	def(&c.VectorShare, 0.6)
+	def(&c.PathShare, 0.6)
 	def(&c.RRFK, 60)
 	if c.Candidates <= 0 {
 		c.Candidates = 100
@@ -123,8 +123,9 @@ type Explain struct {
 }
 
 // Response is the answer to a query. Degraded names the parts of retrieval that could not take
-// part: "embedder" when no embedder is installed, "vector" when the vector path failed or ran
-// out of time; the results then come from full text alone.
+// part: "embedder" when no embedder is installed and "vector" when the vector path failed or ran
+// out of time (the results then come from full text alone), "text" when the full-text path did
+// (they come from the vector path alone).
 type Response struct {
 	Results  []Result `json:"results"`
 	Degraded []string `json:"degraded"`
@@ -218,40 +219,45 @@ func (s *Searcher) prepare(ctx context.Context, q Query) (filter, terms, error) 
 }
 
 // rank runs both paths and fuses them into the full ranking, pins first, up to depth results
-// per path; need is how many the caller will show.
+// per path; need is how many the caller will show. Each path has PathShare of the time left: one
+// that fails or runs out of it leaves the answer to the other, and Degraded says so.
 func (s *Searcher) rank(ctx context.Context, q Query, f filter, t terms, depth, need int) ([]ranked, Response, error) {
 	resp := Response{Results: []Result{}, Degraded: []string{}}
-	var (
-		vec     []candidate
-		vecErr  error
-		wg      sync.WaitGroup
-		plan    string
-		noEmbed = s.emb == nil
-	)
-	if !noEmbed {
+	pctx := ctx // full text alone has all the time
+	if s.emb != nil {
 		deadline, _ := ctx.Deadline()
-		vctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(deadline))*s.cfg.VectorShare)))
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(deadline))*s.cfg.PathShare)))
 		defer cancel()
+	}
+	var (
+		vec    []candidate
+		vecErr error
+		wg     sync.WaitGroup
+	)
+	if s.emb != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			vec, plan, vecErr = s.vector(vctx, q, f, depth)
+			vec, resp.Plan, vecErr = s.vector(pctx, q, f, depth)
 		}()
 	}
-	text, err := s.text(ctx, q, f, t, depth, need)
+	text, textErr := s.text(pctx, q, f, t, depth, need)
 	wg.Wait()
-	if err != nil {
-		return nil, resp, failed(ctx, err)
-	}
 	switch {
-	case noEmbed:
+	case s.emb == nil && textErr != nil:
+		return nil, resp, failed(ctx, textErr)
+	case s.emb == nil:
 		resp.Degraded = append(resp.Degraded, "embedder")
+	case textErr != nil && vecErr != nil:
+		return nil, resp, failed(pctx, errors.Join(textErr, vecErr))
+	case textErr != nil:
+		s.log.Warn("full-text search failed; answering from the vector path", "err", textErr)
+		resp.Degraded, text = append(resp.Degraded, "text"), nil
 	case vecErr != nil:
 		s.log.Warn("vector search failed; answering from full text", "err", vecErr)
-		resp.Degraded = append(resp.Degraded, "vector")
-		vec = nil
+		resp.Degraded, vec = append(resp.Degraded, "vector"), nil
 	}
-	resp.Plan = plan
 	pins, err := s.pinned(ctx, q, f)
 	if err != nil {
 		return nil, resp, failed(ctx, err)
