@@ -52,11 +52,11 @@ bench-captions:
 eval:
 	VIGIL_EVAL=1 go test -run TestEval -count=1 -timeout 30m -v ./sink/search/eval/
 
-# One million synthetic moments loaded and indexed as a backfill would, then p50/p95/p99 of
-# full-text, vector, hybrid and filtered hybrid search and recall@10 of HNSW against exact, all
-# from one run: about 13 minutes on 2 cores, 4 of them building the HNSW index and 6 running
-# queries, most of which stop at the 500ms deadline. The go test line with
-# VIGIL_BENCH_SEARCH_ROWS=50000 tries it out in about 3 minutes.
+# One million synthetic moments loaded in time order and indexed as a backfill would, then
+# p50/p95/p99 of full-text, vector, hybrid and filtered hybrid search and recall@10 of HNSW
+# against exact, all from one run: about 13 minutes on 2 cores, 4 of them building the HNSW index
+# and 4 scanning exactly for recall. VIGIL_BENCH_SEARCH_DB=<url> keeps the moments in a database
+# of yours between runs; VIGIL_BENCH_SEARCH_ROWS=50000 on the go test line tries it out.
 bench-search:
 	VIGIL_BENCH_SEARCH_ROWS=1000000 go test -run '^$$' -bench Search1M -benchtime 1x -timeout 120m -v ./sink/search/
 
