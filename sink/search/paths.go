@@ -14,40 +14,26 @@ import (
 
 // terms are a query's words as English tsqueries: all asks for every word (each as itself or a
 // synonym), any for at least one. Both are "" when the query has no searchable word (stop words
-// only). Every word goes through plainto_tsquery, so no user text is parsed as tsquery syntax, and
-// the tsqueries travel as parameters, so the planner sees how selective they are. Words with the
-// same stem ("parked parking") count once: the planner multiplies each word's share of the moments,
-// and counting one twice made it expect a tenth of the matches and choose the wrong plan.
+// only). Every word goes through plainto_tsquery, so no user text is parsed as tsquery syntax.
+// Words with the same stem ("parked parking") count once.
 type terms struct {
 	all, any string
 	words    []string // every word and synonym searched for, for explanations
 	sources  []int64  // the tenant's cameras a word names
-	// rarest is the share of moments that match the rarest word (with its synonyms), by the
-	// statistics: at most the share that match all words; 0 when unknown.
-	rarest float64
 }
 
-// termsSQL makes terms from words and the word each is (a synonym of), $2, for tenant $3. The
-// bound on matches comes from the statistics ANALYZE keeps of the commonest lexemes; a lexeme
-// not among them is counted as common as the least common that is.
 const termsSQL = `
-	WITH a AS (SELECT DISTINCT g, t::text AS t, tsvector_to_array(to_tsvector('english', a.w)) AS lexemes
+	WITH a AS (SELECT DISTINCT g, t::text AS t
 		FROM unnest($1::text[], $2::int[]) AS a(w, g), LATERAL plainto_tsquery('english', a.w) AS t
 		WHERE t::text <> ''),
 	groups AS (SELECT DISTINCT '(' || string_agg(t, ' | ' ORDER BY t) || ')' AS q FROM a GROUP BY g),
-	q AS (SELECT coalesce(string_agg(q, ' & '), '') AS all_words, coalesce(string_agg(q, ' | '), '') AS any_word FROM groups),
-	mce AS (SELECT x.e, x.f FROM pg_stats s, unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS x(e, f)
-		WHERE s.schemaname = current_schema() AND s.tablename = 'video_events' AND s.attname = 'search'),
-	alt AS (SELECT a.g, (SELECT min(coalesce(m.f, (SELECT min(f) FROM mce)))
-		FROM unnest(a.lexemes) AS lx LEFT JOIN mce m ON m.e = lx) AS f FROM a),
-	per AS (SELECT least(1, sum(f)) AS f FROM alt GROUP BY g)
-	SELECT all_words, any_word,
-		(SELECT coalesce(array_agg(v.video_id ORDER BY v.video_id), '{}') FROM videos v
-			WHERE v.tenant = $3 AND v.kind = 'camera' AND any_word <> '' AND to_tsvector('english', v.name) @@ any_word::tsquery),
-		coalesce((SELECT min(f) FROM per), 0)
+	q AS (SELECT coalesce(string_agg(q, ' & '), '') AS all_words, coalesce(string_agg(q, ' | '), '') AS any_word FROM groups)
+	SELECT all_words, any_word, (SELECT coalesce(array_agg(v.video_id ORDER BY v.video_id), '{}') FROM videos v
+		WHERE v.tenant = $3 AND v.kind = 'camera' AND any_word <> '' AND to_tsvector('english', v.name) @@ any_word::tsquery)
 	FROM q`
 
-// filter is a query's filters as SQL conditions on video_events e joined with videos v.
+// filter is a query's filters as SQL conditions on video_events e (or moment_search e, which has
+// the same columns for them) joined with videos v.
 type filter struct {
 	conds []string
 	args  []any
@@ -156,7 +142,7 @@ func (s *Searcher) expand(ctx context.Context, tenant, text string) (terms, erro
 			group = append(group, i)
 		}
 	}
-	if err := s.pool.QueryRow(ctx, termsSQL, t.words, group, tenant).Scan(&t.all, &t.any, &t.sources, &t.rarest); err != nil {
+	if err := s.pool.QueryRow(ctx, termsSQL, t.words, group, tenant).Scan(&t.all, &t.any, &t.sources); err != nil {
 		return terms{}, err
 	}
 	slices.Sort(t.words)
@@ -164,39 +150,23 @@ func (s *Searcher) expand(ctx context.Context, tenant, text string) (terms, erro
 	return t, nil
 }
 
-// rankScan bounds how many of the newest moments matching are ranked: ranking every moment with a common word costs seconds at a million
-// moments, and of equal matches a security team wants the recent ones.
+// rankScan bounds how many of the newest matching moments are ranked: ranking every moment with
+// a common word costs seconds at a million moments, and of equal matches a security team wants
+// the recent ones.
 const rankScan = 300
 
-// recentScan is how many of the newest moments passing the filters a query with common words
-// looks through first (about 10 ms at a million moments, 2 KB each).
+// recentScan is how many of the newest moments passing the filters are looked through first
+// (moment_search holds 30 to a page: about 3 ms).
 const recentScan = 10000
 
 // text ranks moments by full text over caption and object labels, and the names of the tenant's
-// cameras. Moments matching every query word come first; only when fewer than need do, moments
-// matching any word, or of a camera a word names, follow, ranked half as high. Each part ranks
-// the newest matches only (rankScan).
-//
-// For every word, the newest matches of common words are found by walking the time index back,
-// and of rare words through the full-text index. The planner cannot tell which is which: it
-// multiplies the words' shares as if they were independent, and a caption's words are not
-// ("parking lot", "near the loading dock"): expecting an eighth of the true matches, it read all
-// 62,000 of "near loading" through the full-text index, in 280 ms. Walking back until enough
-// match has no bound either ("pulls parking lot night": four common words, 1,269 matches in a
-// million). So when the rarest word is common enough that the recentScan newest moments may
-// hold the page, those are searched first, and the planner's choice only follows if they do not.
+// cameras, in moment_search. Moments matching every query word come first; only when fewer than
+// need do, moments matching any word, or of a camera a word names, follow, ranked half as high.
 func (s *Searcher) text(ctx context.Context, q Query, f filter, t terms, depth, need int) ([]candidate, error) {
 	if t.all == "" {
 		return nil, nil
 	}
-	var every []candidate
-	var err error
-	if t.rarest*recentScan >= float64(depth) {
-		every, err = s.textPart(ctx, q, f, t, "e.search @@ $5::tsquery", t.all, 1, depth, recentScan)
-	}
-	if err == nil && len(every) < depth {
-		every, err = s.textPart(ctx, q, f, t, "e.search @@ $5::tsquery", t.all, 1, depth, 0)
-	}
+	every, err := s.newest(ctx, q, f, t, "e.search @@ $5::tsquery", t.all, 1, depth)
 	if err != nil || len(every) >= need {
 		return every, err
 	}
@@ -204,36 +174,61 @@ func (s *Searcher) text(ctx context.Context, q Query, f filter, t terms, depth, 
 	if len(t.sources) > 0 {
 		match = "(e.search @@ $2::tsquery OR e.video_id = ANY($3::int[]))"
 	}
-	some, err := s.textPart(ctx, q, f, t, match+" AND NOT e.search @@ $5::tsquery", t.any, 0.5, depth-len(every), 0)
+	some, err := s.newest(ctx, q, f, t, match+" AND NOT e.search @@ $5::tsquery", t.any, 0.5, depth-len(every))
 	for i := range some {
 		some[i].position += len(every)
 	}
 	return append(every, some...), err
 }
 
-// textPart ranks the newest moments that match (SQL on video_events e, with $2 the tsquery
-// ranked by, weighted by weight, $3 the named cameras and $5 every word's tsquery) and pass f,
-// rankScan of them, and returns the best limit. With within, only that many of the newest moments
-// passing f are looked at.
-func (s *Searcher) textPart(ctx context.Context, q Query, f filter, t terms, match, ranked string, weight float64, limit, within int) ([]candidate, error) {
+// newest ranks the newest rankScan moments that match (SQL on moment_search e, with $2 the
+// tsquery ranked by, weighted by weight, $3 the named cameras and $5 every word's tsquery) and
+// pass f, and returns the best limit.
+//
+// The planner cannot be left to find them. Walking the time index back until enough match has no
+// bound: it expected 3,645 moments to say "barrier", "gentleman" or "lug", none did, and it read
+// all 900,000 (540 ms). Reading every match through the full-text index costs as many moments as
+// match: it multiplies the words' shares as if they were independent, a caption's are not
+// ("parking lot", "near the loading dock"), and expecting an eighth of the true matches it read
+// all 62,000 of "near loading" (280 ms). So the recentScan newest moments are looked through
+// first, which bounds the walk; only when they hold fewer than limit matches is the full-text
+// index read, and then there are few.
+func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match, ranked string, weight float64, limit int) ([]candidate, error) {
 	where, args := f.where(6)
-	from := "video_events e JOIN videos v ON v.video_id = e.video_id WHERE e.tenant = $1 AND " + match + where
-	if within > 0 {
-		from = `(SELECT e.moment_uid, e.started_at, e.search, e.video_id
-			FROM video_events e JOIN videos v ON v.video_id = e.video_id WHERE e.tenant = $1` + where + `
-			ORDER BY e.started_at DESC LIMIT ` + fmt.Sprint(within) + `) e WHERE ` + match
+	args = append([]any{q.Tenant, ranked, t.sources, weight, t.all}, args...)
+	query := func(from string) string {
+		return `SELECT m.moment_uid::text,
+				ts_rank(m.search, $2::tsquery, 32) * $4::float8 + CASE WHEN m.cam THEN 0.1 ELSE 0 END AS rank, m.cam
+			FROM (SELECT e.moment_uid, e.started_at, e.search, e.video_id = ANY($3::int[]) AS cam FROM ` + from + `
+				ORDER BY e.started_at DESC LIMIT ` + fmt.Sprint(rankScan) + `) m
+			ORDER BY rank DESC, m.started_at DESC, m.moment_uid LIMIT ` + fmt.Sprint(limit)
 	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT m.moment_uid::text,
-			ts_rank(m.search, $2::tsquery, 32) * $4::float8 + CASE WHEN m.cam THEN 0.1 ELSE 0 END AS rank, m.cam
-		FROM (SELECT e.moment_uid, e.started_at, e.search, e.video_id = ANY($3::int[]) AS cam FROM `+from+`
-			ORDER BY e.started_at DESC LIMIT `+fmt.Sprint(rankScan)+`) m
-		ORDER BY rank DESC, m.started_at DESC, m.moment_uid LIMIT `+fmt.Sprint(limit),
-		append([]any{q.Tenant, ranked, t.sources, weight, t.all}, args...)...)
+	rows, err := s.pool.Query(ctx, query(`(SELECT e.moment_uid, e.started_at, e.search, e.video_id
+		FROM moment_search e JOIN videos v ON v.video_id = e.video_id WHERE e.tenant = $1`+where+`
+		ORDER BY e.started_at DESC LIMIT `+fmt.Sprint(recentScan)+`) e WHERE `+match), args...)
 	if err != nil {
 		return nil, err
 	}
-	return collect(rows, true)
+	recent, err := collect(rows, true)
+	if err != nil || len(recent) >= limit {
+		return recent, err
+	}
+	var out []candidate
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// Bitmap scans only: the full-text index, not a walk of the time index.
+		for _, set := range []string{"SET LOCAL enable_indexscan = off", "SET LOCAL enable_seqscan = off"} {
+			if _, err := tx.Exec(ctx, set); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Query(ctx, query("moment_search e JOIN videos v ON v.video_id = e.video_id WHERE e.tenant = $1 AND "+match+where), args...)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rows, true)
+		return err
+	})
+	return out, err
 }
 
 // vector ranks moments by the cosine distance of their caption's embedding to the query's. A

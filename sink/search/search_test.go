@@ -96,7 +96,7 @@ func newCorpus(t *testing.T, emb *embed.Embedder) *corpus {
 	add("rival", "rival", elsewhere.ID, time.Hour, 12*time.Second, map[string]int{"person": 1, "bicycle": 1}, "A man walking a bicycle near the gate.")
 	c.other = c.ids["rival"]
 	// With statistics, the full-text path first looks through the newest moments for common words.
-	if _, err := c.st.Pool().Exec(ctx, "ANALYZE video_events"); err != nil {
+	if _, err := c.st.Pool().Exec(ctx, "ANALYZE moment_search"); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -113,6 +113,21 @@ func TestWriteMomentsIsIdempotent(t *testing.T) {
 	if n, err := s.CountMoments(ctx, ids(batch), nil); err != nil || n != 50 {
 		t.Errorf("CountMoments = %d, %v", n, err)
 	}
+	searchMirrors(t, s, 50)
+}
+
+// searchMirrors checks that moment_search holds want moments, each as video_events has it now.
+func searchMirrors(t *testing.T, s *store.Store, want int) {
+	t.Helper()
+	var mirrored, same int
+	if err := s.Pool().QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE m.search = e.search
+			AND m.ended_at = e.ended_at AND m.yolo_metadata = e.yolo_metadata AND m.video_id = e.video_id)
+		FROM moment_search m LEFT JOIN video_events e USING (moment_uid)`).Scan(&mirrored, &same); err != nil {
+		t.Fatal(err)
+	}
+	if mirrored != want || same != want {
+		t.Errorf("moment_search holds %d moments, %d as video_events has them; want %d", mirrored, same, want)
+	}
 }
 
 func TestWriteMomentsDropsForeignAndOrphans(t *testing.T) {
@@ -195,4 +210,5 @@ func TestPruneMoments(t *testing.T) {
 	if left, _ := s.CountMoments(ctx, ids(batch), nil); left != 2 {
 		t.Errorf("%d moments left, want 2", left)
 	}
+	searchMirrors(t, s, 2)
 }
