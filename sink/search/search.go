@@ -53,8 +53,8 @@ type Config struct {
 	// answers, scanning on until enough pass the filter. It defaults to 20000.
 	ExactBelow int
 	// EFSearch is HNSW's candidate list size. It defaults to 800: at a million moments (make
-	// bench-search) 100 found 0.87–0.90 of the true ten nearest, 400 0.94–0.97, 800 0.96–0.98,
-	// for 2.9, 4.4 and 7 ms.
+	// bench-search, four builds) 100 found 0.86–0.91 of the true ten nearest, 400 0.94–0.97, 800
+	// 0.95–0.99, for 3, 4.5 and 8 ms.
 	EFSearch int
 }
 
