@@ -128,7 +128,7 @@ func BenchmarkSearch1M(b *testing.B) {
 	var targets []string
 	fast := true
 	for _, m := range modes {
-		r := runMode(b, pool, m.s, m.texts, func() string {
+		r := runMode(b, m.s, m.texts, func() string {
 			if strings.Contains(m.params, "%s") {
 				return fmt.Sprintf(m.params, url.QueryEscape(cams[qr.IntN(len(cams))]))
 			}
@@ -217,7 +217,7 @@ func sizes(b *testing.B, pool *pgxpool.Pool) {
 
 // runMode times texts[benchWarmup:] through s after texts[:benchWarmup] as a warm-up, each query
 // with the filters filters() returns (URL parameters, as the API takes them).
-func runMode(b *testing.B, pool *pgxpool.Pool, s *search.Searcher, texts []string, filters func() string, now time.Time) modeRun {
+func runMode(b *testing.B, s *search.Searcher, texts []string, filters func() string, now time.Time) modeRun {
 	ctx := context.Background()
 	r := modeRun{plans: map[string]int{}}
 	type timed struct {
@@ -244,9 +244,6 @@ func runMode(b *testing.B, pool *pgxpool.Pool, s *search.Searcher, texts []strin
 			b.Fatalf("%s: %v", v.Encode(), err)
 		}
 		dropped := slices.Contains(resp.Degraded, "vector")
-		if late || dropped {
-			cancelOrphans(b, pool)
-		}
 		if i < benchWarmup {
 			continue
 		}
@@ -272,17 +269,6 @@ func runMode(b *testing.B, pool *pgxpool.Pool, s *search.Searcher, texts []strin
 		r.slowest = append(r.slowest, fmt.Sprintf("%s %.0f ms", t.params, ms(t.d)))
 	}
 	return r
-}
-
-// cancelOrphans cancels the queries a Search left behind at its deadline. pgx only drops the
-// connection then, and the server goes on with the query to its end (seconds at 1M moments),
-// taking a core from the queries after it; a cancel request would stop it.
-func cancelOrphans(b *testing.B, pool *pgxpool.Pool) {
-	if _, err := pool.Exec(context.Background(), `SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-		WHERE datname = current_database() AND backend_type = 'client backend' AND state = 'active'
-			AND pid <> pg_backend_pid()`); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // modeRun is what one mode's queries took and said.

@@ -213,19 +213,26 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 	if err != nil || len(recent) >= limit {
 		return recent, err
 	}
+	// Bitmap scans only: the full-text index, not a walk of the time index.
+	return s.collectWith(ctx, []string{"SET LOCAL enable_indexscan = off", "SET LOCAL enable_seqscan = off"}, true,
+		query("moment_search e JOIN videos v ON v.video_id = e.video_id WHERE e.tenant = $1 AND "+match+where), args...)
+}
+
+// collectWith runs query under settings (SET LOCAL, in a transaction of its own) and reads its
+// candidates as collect does.
+func (s *Searcher) collectWith(ctx context.Context, settings []string, withSource bool, query string, args ...any) ([]candidate, error) {
 	var out []candidate
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// Bitmap scans only: the full-text index, not a walk of the time index.
-		for _, set := range []string{"SET LOCAL enable_indexscan = off", "SET LOCAL enable_seqscan = off"} {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, set := range settings {
 			if _, err := tx.Exec(ctx, set); err != nil {
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, query("moment_search e JOIN videos v ON v.video_id = e.video_id WHERE e.tenant = $1 AND "+match+where), args...)
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
-		out, err = collect(rows, true)
+		out, err = collect(rows, withSource)
 		return err
 	})
 	return out, err
@@ -234,8 +241,8 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 // vector ranks moments by the cosine distance of their caption's embedding to the query's. A
 // selective filter is answered exactly: the btree narrows the moments, all of which are compared;
 // otherwise the HNSW index answers, scanning on (iterative scan) until enough moments pass the
-// filter. Plans are planned for each query's values (force_custom_plan), not reused from the
-// statement cache.
+// filter. Plans are planned for each query's values, not reused from the statement cache:
+// store.Open sets plan_cache_mode = force_custom_plan on every connection.
 func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]candidate, string, error) {
 	vecs, err := s.emb.Embed(ctx, []string{q.Text})
 	if err != nil {
@@ -261,33 +268,19 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 			plan = "exact"
 		}
 	}
-	var out []candidate
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		settings := []string{"SET LOCAL plan_cache_mode = force_custom_plan"}
-		if plan == "exact" {
-			// Bitmap scans of the btree stay allowed; only the HNSW index scan is ruled out.
-			settings = append(settings, "SET LOCAL enable_indexscan = off")
-		} else {
-			settings = append(settings, fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", min(1000, max(s.cfg.EFSearch, depth))),
-				"SET LOCAL hnsw.iterative_scan = relaxed_order")
-		}
-		for _, set := range settings {
-			if _, err := tx.Exec(ctx, set); err != nil {
-				return err
-			}
-		}
-		where, args := f.where(4)
-		rows, err := tx.Query(ctx, `SELECT e.moment_uid::text, e.embedding <=> $2 AS d
-			FROM video_events e JOIN videos v ON v.video_id = e.video_id
-			WHERE e.tenant = $1 AND e.embedding IS NOT NULL`+where+`
-			ORDER BY e.embedding <=> $2 LIMIT $3`,
-			append([]any{q.Tenant, pgvector.NewVector(vecs[0]), depth}, args...)...)
-		if err != nil {
-			return err
-		}
-		out, err = collect(rows, false)
-		return err
-	})
+	// Bitmap scans of the btree stay allowed for the exact plan; only the HNSW index scan is
+	// ruled out.
+	settings := []string{"SET LOCAL enable_indexscan = off"}
+	if plan == "hnsw" {
+		settings = []string{fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", min(1000, max(s.cfg.EFSearch, depth))),
+			"SET LOCAL hnsw.iterative_scan = relaxed_order"}
+	}
+	where, args := f.where(4)
+	out, err := s.collectWith(ctx, settings, false, `SELECT e.moment_uid::text, e.embedding <=> $2 AS d
+		FROM video_events e JOIN videos v ON v.video_id = e.video_id
+		WHERE e.tenant = $1 AND e.embedding IS NOT NULL`+where+`
+		ORDER BY e.embedding <=> $2 LIMIT $3`,
+		append([]any{q.Tenant, pgvector.NewVector(vecs[0]), depth}, args...)...)
 	if err != nil {
 		return nil, plan, err
 	}

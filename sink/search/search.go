@@ -224,19 +224,17 @@ func (s *Searcher) prepare(ctx context.Context, q Query) (filter, terms, error) 
 // that fails or runs out of it leaves the answer to the other, and Degraded says so.
 func (s *Searcher) rank(ctx context.Context, q Query, f filter, t terms, depth, need int) ([]ranked, Response, error) {
 	resp := Response{Results: []Result{}, Degraded: []string{}}
-	pctx := ctx // full text alone has all the time
-	if s.emb != nil {
-		deadline, _ := ctx.Deadline()
-		var cancel context.CancelFunc
-		pctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(deadline))*s.cfg.PathShare)))
-		defer cancel()
-	}
 	var (
+		pctx   = ctx // full text alone has all the time
 		vec    []candidate
 		vecErr error
 		wg     sync.WaitGroup
 	)
 	if s.emb != nil {
+		deadline, _ := ctx.Deadline()
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Duration(float64(time.Until(deadline))*s.cfg.PathShare)))
+		defer cancel()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
