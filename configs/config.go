@@ -306,7 +306,7 @@ type Search struct {
 	// ExactBelow is the most moments a query's filters may leave for the vector path to compare
 	// with all of them; above it the HNSW index answers. It defaults to 20000.
 	ExactBelow int `yaml:"exact_below"`
-	// EFSearch is the HNSW candidate list size. It defaults to 800.
+	// EFSearch is the HNSW candidate list size. It defaults to 400.
 	EFSearch int `yaml:"ef_search"`
 }
 
@@ -406,7 +406,7 @@ func Default() Config {
 		Sink:  Sink{BatchSize: 256, BatchWait: 50 * time.Millisecond},
 		Index: Index{CommitTimeout: 2 * time.Minute},
 		Search: Search{Timeout: 500 * time.Millisecond, Candidates: 100, RRFK: 60, RecencyWeight: 0.2,
-			RecencyHalfLife: 7 * 24 * time.Hour, PriorityWeight: 0.2, ExactBelow: 20000, EFSearch: 800},
+			RecencyHalfLife: 7 * 24 * time.Hour, PriorityWeight: 0.2, ExactBelow: 20000, EFSearch: 400},
 		Uploads: Uploads{MaxBytes: 2 << 30},
 		Cameras: []Camera{},
 	}

@@ -302,10 +302,10 @@ func (r modeRun) show(p float64) string {
 
 // efSearches are the HNSW candidate list sizes recall is measured at; vigil's default is
 // defaultEF.
-var efSearches = []int{100, 200, 400, defaultEF}
+var efSearches = []int{100, 200, defaultEF, 800}
 
 // defaultEF is search.Config's default EFSearch.
-const defaultEF = 800
+const defaultEF = 400
 
 // recall returns recall@10 of the HNSW index (at defaultEF) against an exact scan, over acme's
 // moments that pass cond (which may use $3 on, from args), for each of vecs, and reports it at

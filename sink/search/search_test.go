@@ -3,6 +3,7 @@ package search_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
@@ -393,6 +394,49 @@ func (s slow) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 
 // TestDeadlineDegrades: when the vector path misses its share of a query's deadline, the results
 // come from full text, marked degraded.
+// TestMatchesBeyondTheNewest buries the corpus under more moments than the full-text path looks
+// through newest first: what only older moments match must still be found, through the index.
+func TestMatchesBeyondTheNewest(t *testing.T) {
+	c := newCorpus(t, nil)
+	ctx := context.Background()
+	now := time.Now()
+	var filler []pipeline.Moment
+	for i := range 10050 {
+		start := now.Add(-time.Duration(i) * 50 * time.Millisecond)
+		filler = append(filler, pipeline.Moment{ID: pipeline.MomentID(start, []byte(fmt.Sprint("cat", i)), 0), Tenant: "acme",
+			VideoID: c.lot, StartS: 100, EndS: 105, StartedAt: start, EndedAt: start.Add(5 * time.Second),
+			Objects: map[string]int{"cat": 1}, Caption: "A cat sitting on the wall.", Models: map[string]string{}})
+	}
+	if _, err := c.st.WriteMoments(ctx, filler); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.st.Pool().Exec(ctx, "ANALYZE moment_search"); err != nil {
+		t.Fatal(err)
+	}
+	s := search.New(c.st.Pool(), nil, search.Config{}, quiet)
+	for _, tc := range []struct {
+		params string
+		want   []string
+	}{
+		{"q=lorry", []string{"lorry"}},
+		{"q=walking+bicycle", []string{"bike"}},
+		{"q=walking+bicycle&camera=gate", []string{"bike"}},
+		{"q=lorry&camera=gate", nil},
+	} {
+		if got, _ := c.find(t, s, tc.params); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.params, got, tc.want)
+		}
+	}
+	_, resp := c.find(t, s, "q=cat&top_k=3")
+	var got []string
+	for _, r := range resp.Results {
+		got = append(got, r.MomentID)
+	}
+	if want := []string{filler[0].ID, filler[1].ID, filler[2].ID}; !slices.Equal(got, want) {
+		t.Errorf("cat: %v, want the three newest moments %v", got, want)
+	}
+}
+
 func TestDeadlineDegrades(t *testing.T) {
 	emb := tinyEmbedder(t)
 	c := newCorpus(t, emb)
