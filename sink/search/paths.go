@@ -201,9 +201,11 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 	args = append([]any{q.Tenant, ranked, t.sources, weight, t.all}, args...)
 	query := func(from string) string {
 		return `SELECT m.moment_uid::text,
-				ts_rank(m.search, $2::tsquery, 32) * $4::float8 + CASE WHEN m.cam THEN 0.1 ELSE 0 END AS rank, m.cam
-			FROM (SELECT e.moment_uid, e.started_at, e.search, e.video_id = ANY($3::int[]) AS cam FROM ` + from + `
+				ts_rank(m.search, $2::tsquery, 32) * $4::float8 + CASE WHEN m.cam THEN 0.1 ELSE 0 END AS rank, m.cam,
+				m.started_at, coalesce(c.priority, 0)
+			FROM (SELECT e.moment_uid, e.started_at, e.search, e.video_id, e.video_id = ANY($3::int[]) AS cam FROM ` + from + `
 				ORDER BY e.started_at DESC LIMIT ` + fmt.Sprint(rankScan) + `) m
+			LEFT JOIN cameras c ON c.video_id = m.video_id
 			ORDER BY rank DESC, m.started_at DESC, m.moment_uid LIMIT ` + fmt.Sprint(limit)
 	}
 	rows, err := s.pool.Query(ctx, query(`(SELECT e.moment_uid, e.started_at, e.search, e.video_id
@@ -212,7 +214,7 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 	if err != nil {
 		return nil, err
 	}
-	recent, err := collect(rows, true)
+	recent, err := collect(rows)
 	if err != nil || len(recent) >= enough {
 		return recent, err
 	}
@@ -226,13 +228,13 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 		return recent, err
 	}
 	// Bitmap scans only: the full-text index, not a walk of the time index.
-	return s.collectWith(ctx, []string{"SET LOCAL enable_indexscan = off", "SET LOCAL enable_seqscan = off"}, true,
+	return s.collectWith(ctx, []string{"SET LOCAL enable_indexscan = off", "SET LOCAL enable_seqscan = off"},
 		query("moment_search e JOIN videos v ON v.video_id = e.video_id WHERE e.tenant = $1 AND "+match+where), args...)
 }
 
 // collectWith runs query under settings (SET LOCAL, in a transaction of its own) and reads its
 // candidates as collect does.
-func (s *Searcher) collectWith(ctx context.Context, settings []string, withSource bool, query string, args ...any) ([]candidate, error) {
+func (s *Searcher) collectWith(ctx context.Context, settings []string, query string, args ...any) ([]candidate, error) {
 	var out []candidate
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, set := range settings {
@@ -244,7 +246,7 @@ func (s *Searcher) collectWith(ctx context.Context, settings []string, withSourc
 		if err != nil {
 			return err
 		}
-		out, err = collect(rows, withSource)
+		out, err = collect(rows)
 		return err
 	})
 	return out, err
@@ -288,8 +290,9 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 			"SET LOCAL hnsw.iterative_scan = relaxed_order"}
 	}
 	where, args := f.where(4)
-	out, err := s.collectWith(ctx, settings, false, `SELECT e.moment_uid::text, e.embedding <=> $2 AS d
-		FROM video_events e JOIN videos v ON v.video_id = e.video_id
+	out, err := s.collectWith(ctx, settings, `SELECT e.moment_uid::text, e.embedding <=> $2 AS d, false,
+			e.started_at, coalesce(c.priority, 0)
+		FROM video_events e JOIN videos v ON v.video_id = e.video_id LEFT JOIN cameras c ON c.video_id = e.video_id
 		WHERE e.tenant = $1 AND e.embedding IS NOT NULL`+where+`
 		ORDER BY e.embedding <=> $2 LIMIT $3`,
 		append([]any{q.Tenant, pgvector.NewVector(vecs[0]), depth}, args...)...)
@@ -305,15 +308,16 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 }
 
 // pinned returns the moments pinned to q's text that pass its filters, in pin order.
-func (s *Searcher) pinned(ctx context.Context, q Query, f filter) ([]string, error) {
+func (s *Searcher) pinned(ctx context.Context, q Query, f filter) ([]candidate, error) {
 	where, args := f.where(3)
-	rows, err := s.pool.Query(ctx, `SELECT p.moment_uid::text FROM search_pins p
+	rows, err := s.pool.Query(ctx, `SELECT p.moment_uid::text, 0::float8, false, e.started_at, coalesce(c.priority, 0)
+		FROM search_pins p
 		JOIN video_events e ON e.moment_uid = p.moment_uid AND e.tenant = p.tenant
-		JOIN videos v ON v.video_id = e.video_id
+		JOIN videos v ON v.video_id = e.video_id LEFT JOIN cameras c ON c.video_id = e.video_id
 		WHERE p.tenant = $1 AND p.query = $2`+where+`
 		ORDER BY p.position`, append([]any{q.Tenant, normalize(q.Text)}, args...)...)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	return collect(rows)
 }

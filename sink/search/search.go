@@ -150,23 +150,28 @@ func New(pool *pgxpool.Pool, emb Embedder, cfg Config, log *slog.Logger) *Search
 	return &Searcher{pool: pool, emb: emb, cfg: cfg, log: log}
 }
 
-// candidate is a moment one path found, with its place in that path's list.
+// candidate is a moment one path found, with its place in that path's list, and what ranking
+// lifts it by: read with it, so that fusion needs no query of its own.
 type candidate struct {
 	id       string
 	position int     // from 1
 	value    float64 // text rank, or vector distance
 	source   bool    // text path: a query word named its source
+	started  time.Time
+	priority float32 // of its camera
 }
 
 // ranked is a fused result before its details are read.
 type ranked struct {
-	id          string
-	text, vec   *candidate
-	rrf, score  float64
-	pinned      bool
-	recency     float64
-	priority    float64
-	sourceMatch bool
+	id             string
+	text, vec      *candidate
+	rrf, score     float64
+	pinned         bool
+	started        time.Time
+	cameraPriority float32
+	recency        float64 // the boosts' shares
+	priority       float64
+	sourceMatch    bool
 }
 
 // Search returns the tenant's moments that best match q.
@@ -241,6 +246,16 @@ func (s *Searcher) rank(ctx context.Context, q Query, f filter, t terms, depth, 
 			vec, resp.Plan, vecErr = s.vector(pctx, q, f, depth)
 		}()
 	}
+	// Pins are few and independent of both paths.
+	var (
+		pins   []candidate
+		pinErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pins, pinErr = s.pinned(ctx, q, f)
+	}()
 	text, textErr := s.text(pctx, q, f, t, depth, need)
 	wg.Wait()
 	switch {
@@ -257,79 +272,50 @@ func (s *Searcher) rank(ctx context.Context, q Query, f filter, t terms, depth, 
 		s.log.Warn("vector search failed; answering from full text", "err", vecErr)
 		resp.Degraded, vec = append(resp.Degraded, "vector"), nil
 	}
-	pins, err := s.pinned(ctx, q, f)
-	if err != nil {
-		return nil, resp, failed(ctx, err)
+	if pinErr != nil {
+		return nil, resp, failed(ctx, pinErr)
 	}
-	list, err := s.fuse(ctx, q.Tenant, text, vec, pins)
-	if err != nil {
-		return nil, resp, failed(ctx, err)
-	}
-	return list, resp, nil
+	return s.fuse(text, vec, pins), resp, nil
 }
 
 // fuse combines the paths' lists by reciprocal rank, lifts by recency and source priority, and
 // puts pinned moments first in their order.
-func (s *Searcher) fuse(ctx context.Context, tenant string, text, vec []candidate, pins []string) ([]ranked, error) {
+func (s *Searcher) fuse(text, vec, pins []candidate) []ranked {
 	byID := map[string]*ranked{}
-	get := func(id string) *ranked {
-		r := byID[id]
+	get := func(c candidate) *ranked {
+		r := byID[c.id]
 		if r == nil {
-			r = &ranked{id: id}
-			byID[id] = r
+			r = &ranked{id: c.id, started: c.started, cameraPriority: c.priority}
+			byID[c.id] = r
 		}
 		return r
 	}
 	for i := range text {
-		r := get(text[i].id)
+		r := get(text[i])
 		r.text = &text[i]
 		r.rrf += 1 / (s.cfg.RRFK + float64(text[i].position))
 		r.sourceMatch = text[i].source
 	}
 	for i := range vec {
-		r := get(vec[i].id)
+		r := get(vec[i])
 		r.vec = &vec[i]
 		r.rrf += 1 / (s.cfg.RRFK + float64(vec[i].position))
 	}
-	for _, id := range pins {
-		get(id).pinned = true
-	}
-	ids := make([]string, 0, len(byID))
-	for id := range byID {
-		ids = append(ids, id)
-	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	rows, err := s.pool.Query(ctx, `SELECT e.moment_uid::text, e.started_at, coalesce(c.priority, 0)
-		FROM video_events e LEFT JOIN cameras c ON c.video_id = e.video_id
-		WHERE e.tenant = $1 AND e.moment_uid = ANY($2::uuid[])`, tenant, ids)
-	if err != nil {
-		return nil, err
+	for _, p := range pins {
+		get(p).pinned = true
 	}
 	now := time.Now()
-	var found []ranked
-	for rows.Next() {
-		var id string
-		var started time.Time
-		var priority float32
-		if err := rows.Scan(&id, &started, &priority); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		r := byID[id]
-		age := max(0, now.Sub(started))
+	found := make([]ranked, 0, len(byID))
+	for _, r := range byID {
+		age := max(0, now.Sub(r.started))
 		r.recency = s.cfg.RecencyWeight * math.Exp2(-float64(age)/float64(s.cfg.RecencyHalfLife))
-		r.priority = s.cfg.PriorityWeight * float64(priority)
+		r.priority = s.cfg.PriorityWeight * float64(r.cameraPriority)
 		r.score = r.rrf * (1 + r.recency + r.priority)
 		found = append(found, *r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
 	pinAt := map[string]int{}
-	for i, id := range pins {
-		pinAt[id] = i
+	for i, p := range pins {
+		pinAt[p.id] = i
 	}
 	sort.SliceStable(found, func(i, j int) bool {
 		a, b := found[i], found[j]
@@ -344,7 +330,7 @@ func (s *Searcher) fuse(ctx context.Context, tenant string, text, vec []candidat
 		}
 		return a.id < b.id
 	})
-	return found, nil
+	return found
 }
 
 // details reads the results of a page, in its order.
@@ -405,18 +391,13 @@ func (r ranked) explain() *Explain {
 	return e
 }
 
-// collect reads candidates (id, value[, source matched]) in their list order.
-func collect(rows pgx.Rows, withSource bool) ([]candidate, error) {
+// collect reads candidates (id, value, source matched, started_at, camera priority) in their
+// list order.
+func collect(rows pgx.Rows) ([]candidate, error) {
 	var out []candidate
 	for rows.Next() {
 		c := candidate{position: len(out) + 1}
-		var err error
-		if withSource {
-			err = rows.Scan(&c.id, &c.value, &c.source)
-		} else {
-			err = rows.Scan(&c.id, &c.value)
-		}
-		if err != nil {
+		if err := rows.Scan(&c.id, &c.value, &c.source, &c.started, &c.priority); err != nil {
 			rows.Close()
 			return nil, err
 		}
