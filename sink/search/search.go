@@ -53,8 +53,8 @@ type Config struct {
 	// answers, scanning on until enough pass the filter. It defaults to 20000.
 	ExactBelow int
 	// EFSearch is HNSW's candidate list size. It defaults to 400: at a million moments (make
-	// bench-search, the graph of migration 0009) 200 found 0.95 of the true ten nearest, 400 0.98
-	// and 800 0.99, for 4.1, 5.7 and 9.4 ms.
+	// bench-search, two builds of the graph of migration 0009) 200 found 0.95–0.98 of the true
+	// ten nearest, 400 0.98–0.99 and 800 0.99, for 4, 5.5 and 9 ms.
 	EFSearch int
 }
 
