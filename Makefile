@@ -54,8 +54,8 @@ eval:
 
 # One million synthetic moments loaded in time order and indexed as a backfill would, then
 # p50/p95/p99 of full-text, vector, hybrid and filtered hybrid search and recall@10 of HNSW
-# against exact, all from one run: about 13 minutes on 2 cores, 4 of them building the HNSW index
-# and 4 scanning exactly for recall. VIGIL_BENCH_SEARCH_DB=<url> keeps the moments in a database
+# against exact, all from one run: about 11 minutes on 2 cores, 6 of them building the HNSW index
+# and 3 scanning exactly for recall. VIGIL_BENCH_SEARCH_DB=<url> keeps the moments in a database
 # of yours between runs; VIGIL_BENCH_SEARCH_ROWS=50000 on the go test line tries it out.
 bench-search:
 	VIGIL_BENCH_SEARCH_ROWS=1000000 go test -run '^$$' -bench Search1M -benchtime 1x -timeout 120m -v ./sink/search/

@@ -223,8 +223,10 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 	// from its oldest moments on to find the first recentScan of a time range (100 ms).
 	narrowed, narrowArgs := f.where(2)
 	var passing int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM moment_search e JOIN videos v ON v.video_id = e.video_id
-		WHERE e.tenant = $1`+narrowed+` ORDER BY e.started_at DESC LIMIT `+fmt.Sprint(recentScan)+`) w`, append([]any{q.Tenant}, narrowArgs...)...).Scan(&passing); err != nil || passing < recentScan {
+	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM moment_search e JOIN videos v ON v.video_id = e.video_id
+		WHERE e.tenant = $1`+narrowed+` ORDER BY e.started_at DESC LIMIT `+fmt.Sprint(recentScan)+`) w`,
+		append([]any{q.Tenant}, narrowArgs...)...).Scan(&passing)
+	if err != nil || passing < recentScan {
 		return recent, err
 	}
 	// Bitmap scans only: the full-text index, not a walk of the time index.

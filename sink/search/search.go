@@ -163,15 +163,13 @@ type candidate struct {
 
 // ranked is a fused result before its details are read.
 type ranked struct {
-	id             string
-	text, vec      *candidate
-	rrf, score     float64
-	pinned         bool
-	started        time.Time
-	cameraPriority float32
-	recency        float64 // the boosts' shares
-	priority       float64
-	sourceMatch    bool
+	id          string
+	text, vec   *candidate
+	rrf, score  float64
+	pinned      bool
+	recency     float64 // the boosts' shares
+	priority    float64
+	sourceMatch bool
 }
 
 // Search returns the tenant's moments that best match q.
@@ -282,10 +280,13 @@ func (s *Searcher) rank(ctx context.Context, q Query, f filter, t terms, depth, 
 // puts pinned moments first in their order.
 func (s *Searcher) fuse(text, vec, pins []candidate) []ranked {
 	byID := map[string]*ranked{}
+	now := time.Now()
 	get := func(c candidate) *ranked {
 		r := byID[c.id]
 		if r == nil {
-			r = &ranked{id: c.id, started: c.started, cameraPriority: c.priority}
+			age := max(0, now.Sub(c.started))
+			r = &ranked{id: c.id, recency: s.cfg.RecencyWeight * math.Exp2(-float64(age)/float64(s.cfg.RecencyHalfLife)),
+				priority: s.cfg.PriorityWeight * float64(c.priority)}
 			byID[c.id] = r
 		}
 		return r
@@ -304,12 +305,8 @@ func (s *Searcher) fuse(text, vec, pins []candidate) []ranked {
 	for _, p := range pins {
 		get(p).pinned = true
 	}
-	now := time.Now()
 	found := make([]ranked, 0, len(byID))
 	for _, r := range byID {
-		age := max(0, now.Sub(r.started))
-		r.recency = s.cfg.RecencyWeight * math.Exp2(-float64(age)/float64(s.cfg.RecencyHalfLife))
-		r.priority = s.cfg.PriorityWeight * float64(r.cameraPriority)
 		r.score = r.rrf * (1 + r.recency + r.priority)
 		found = append(found, *r)
 	}

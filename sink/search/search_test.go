@@ -392,8 +392,6 @@ func (s slow) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	return s.Embedder.Embed(ctx, texts)
 }
 
-// TestDeadlineDegrades: when the vector path misses its share of a query's deadline, the results
-// come from full text, marked degraded.
 // TestMatchesBeyondTheNewest buries the corpus under more moments than the full-text path looks
 // through newest first: what only older moments match must still be found, through the index.
 func TestMatchesBeyondTheNewest(t *testing.T) {
@@ -437,6 +435,8 @@ func TestMatchesBeyondTheNewest(t *testing.T) {
 	}
 }
 
+// TestDeadlineDegrades: when the vector path misses its share of a query's deadline, the results
+// come from full text, marked degraded.
 func TestDeadlineDegrades(t *testing.T) {
 	emb := tinyEmbedder(t)
 	c := newCorpus(t, emb)
