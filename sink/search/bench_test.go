@@ -105,6 +105,7 @@ func BenchmarkSearch1M(b *testing.B) {
 		b.Fatalf("the database holds %d moments, not %d: give a fresh one", loaded, n)
 	}
 	sizes(b, pool)
+	warm(b, pool)
 
 	qr := rand.New(rand.NewPCG(benchSeed, 2))
 	texts, paraphrased := queries(qr)
@@ -201,6 +202,25 @@ func buildIndex(b *testing.B, dbURL, def string) {
 	took := time.Since(start)
 	b.Logf("HNSW index built in %v (maintenance_work_mem 4GB, max_parallel_maintenance_workers 2): %s", took.Round(time.Second), def)
 	b.ReportMetric(took.Seconds(), "hnsw_build_s")
+}
+
+// warm reads the tables and indexes into PostgreSQL's shared buffers, where a server that has
+// been answering queries for a while holds them. Right after a bulk load and index build they
+// are only in the kernel's page cache, and each query copies in the pages it touches on first
+// use: on a fresh database the vector path's p95 was 28.8 ms, against 21–23 ms on the second run.
+func warm(b *testing.B, pool *pgxpool.Pool) {
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_prewarm"); err != nil {
+		b.Logf("not warming the shared buffers (pg_prewarm: %v): the first queries read pages in", err)
+		return
+	}
+	start := time.Now()
+	var pages int64
+	if err := pool.QueryRow(ctx, `SELECT sum(pg_prewarm(c.oid)) FROM pg_class c
+		WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'i')`).Scan(&pages); err != nil {
+		b.Fatalf("warm the shared buffers: %v", err)
+	}
+	b.Logf("warmed the shared buffers with the tables and indexes (%d MB) in %v", pages*8/1024, time.Since(start).Round(time.Second))
 }
 
 // sizes reports what the table and its search indexes take on disk.

@@ -1,42 +1,50 @@
 package search
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 )
 
-// terms are a query's words as English tsqueries: all asks for every word (each as itself or a
-// synonym), any for at least one. Both are "" when the query has no searchable word (stop words
-// only). Every word goes through plainto_tsquery, so no user text is parsed as tsquery syntax.
-// Words with the same stem ("parked parking") count once.
+// terms are a query's words as English tsqueries: groups holds one per word (the word or a
+// synonym), the rarest first; all asks for every group, any for at least one. All are empty when
+// the query has no searchable word (stop words only). Every word goes through plainto_tsquery, so
+// no user text is parsed as tsquery syntax. Words with the same stem ("parked parking") count once.
 type terms struct {
+	groups   []string
 	all, any string
 	words    []string // every word and synonym searched for, for explanations
 	sources  []int64  // the tenant's cameras a word names
 }
 
+// termsSQL returns each group of words as a tsquery with its lexemes, and the tenant's cameras
+// any group names (the same on every row).
 const termsSQL = `
-	WITH a AS (SELECT DISTINCT g, t::text AS t
-		FROM unnest($1::text[], $2::int[]) AS a(w, g), LATERAL plainto_tsquery('english', a.w) AS t
+	WITH a AS (SELECT DISTINCT g, t::text AS t, l
+		FROM unnest($1::text[], $2::int[]) AS a(w, g), LATERAL plainto_tsquery('english', a.w) AS t,
+			unnest(tsvector_to_array(to_tsvector('english', a.w))) AS l
 		WHERE t::text <> ''),
-	groups AS (SELECT DISTINCT '(' || string_agg(t, ' | ' ORDER BY t) || ')' AS q FROM a GROUP BY g),
-	q AS (SELECT coalesce(string_agg(q, ' & '), '') AS all_words, coalesce(string_agg(q, ' | '), '') AS any_word FROM groups)
-	SELECT all_words, any_word, (SELECT coalesce(array_agg(v.video_id ORDER BY v.video_id), '{}') FROM videos v
-		WHERE v.tenant = $3 AND v.kind = 'camera' AND any_word <> '' AND to_tsvector('english', v.name) @@ any_word::tsquery)
-	FROM q`
+	groups AS (SELECT DISTINCT '(' || string_agg(DISTINCT t, ' | ' ORDER BY t) || ')' AS q, array_agg(DISTINCT l ORDER BY l) AS lexemes
+		FROM a GROUP BY g),
+	cams AS (SELECT coalesce(array_agg(v.video_id ORDER BY v.video_id), '{}') AS ids
+		FROM videos v, (SELECT string_agg(q, ' | ') AS any_word FROM groups) w
+		WHERE v.tenant = $3 AND v.kind = 'camera' AND to_tsvector('english', v.name) @@ w.any_word::tsquery)
+	SELECT g.q, g.lexemes, cams.ids FROM groups g, cams`
 
-// filter is a query's filters as SQL conditions on video_events e (or moment_search e, which has
-// the same columns for them) joined with videos v.
+// filter is a query's filters as SQL conditions on video_events e, or moment_search e, which has
+// the same columns for them.
 type filter struct {
-	conds []string
-	args  []any
+	conds   []string
+	args    [][]any
+	indexed []bool
 	// narrow is set when anything besides the tenant filters.
 	narrow bool
 }
@@ -44,7 +52,8 @@ type filter struct {
 // where returns " AND ..." with each $? numbered in turn from first.
 func (f filter) where(first int) (string, []any) {
 	var b strings.Builder
-	for _, c := range f.conds {
+	var args []any
+	for i, c := range f.conds {
 		b.WriteString(" AND ")
 		for {
 			before, after, found := strings.Cut(c, "$?")
@@ -56,15 +65,30 @@ func (f filter) where(first int) (string, []any) {
 			first++
 			c = after
 		}
+		args = append(args, f.args[i]...)
 	}
-	return b.String(), f.args
+	return b.String(), args
 }
 
-// add appends a condition with one $? per argument.
-func (f *filter) add(cond string, args ...any) {
+// add appends a condition with one $? per argument; indexed conditions are ones the btrees of
+// time and camera answer alone.
+func (f *filter) add(indexed bool, cond string, args ...any) {
 	f.conds = append(f.conds, cond)
-	f.args = append(f.args, args...)
+	f.args = append(f.args, args)
+	f.indexed = append(f.indexed, indexed)
 	f.narrow = true
+}
+
+// coarse returns the indexed conditions alone: they keep every moment the filter keeps, and
+// more, and counting them reads the btree only.
+func (f filter) coarse() filter {
+	var c filter
+	for i, indexed := range f.indexed {
+		if indexed {
+			c.add(true, f.conds[i], f.args[i]...)
+		}
+	}
+	return c
 }
 
 // resolve turns q's filters into SQL, looking its cameras up by name or id.
@@ -95,15 +119,15 @@ func (s *Searcher) resolve(ctx context.Context, q Query) (filter, error) {
 				return f, fmt.Errorf("%w: no camera or file named %q", ErrInvalid, c)
 			}
 		}
-		f.add("e.video_id = ANY($?::int[])", ids)
+		f.add(true, "e.video_id = ANY($?::int[])", ids)
 	}
 	if !q.From.IsZero() {
-		// The bound on started_at is implied (no moment lasts a day) and lets the btree of
-		// camera and time narrow the range.
-		f.add("e.ended_at >= $? AND e.started_at >= $?", q.From, q.From.Add(-24*time.Hour))
+		f.add(false, "e.ended_at >= $?", q.From)
+		// Implied (no moment lasts a day), and it lets the btree of camera and time narrow the range.
+		f.add(true, "e.started_at >= $?", q.From.Add(-24*time.Hour))
 	}
 	if !q.To.IsZero() {
-		f.add("e.started_at < $?", q.To)
+		f.add(true, "e.started_at < $?", q.To)
 	}
 	classes := make([]string, 0, len(q.Objects))
 	for c := range q.Objects {
@@ -111,13 +135,20 @@ func (s *Searcher) resolve(ctx context.Context, q Query) (filter, error) {
 	}
 	sort.Strings(classes)
 	for _, c := range classes {
-		f.add("coalesce((e.yolo_metadata->>$?)::int, 0) >= $?", c, q.Objects[c])
+		f.add(false, "coalesce((e.yolo_metadata->>$?)::int, 0) >= $?", c, q.Objects[c])
 	}
 	if q.MinDuration > 0 {
-		f.add(`e.end_s - e."timestamp" >= $?`, q.MinDuration.Seconds())
+		f.add(false, `e.end_s - e."timestamp" >= $?`, q.MinDuration.Seconds())
 	}
 	if q.Kind != "" {
-		f.add("v.kind = $?", map[string]string{"live": "camera", "upload": "upload"}[q.Kind])
+		// As the tenant's sources of that kind, so that no path joins videos for every moment
+		// it reads; PostgreSQL hashes a long list.
+		var ids []int64
+		if err := s.pool.QueryRow(ctx, `SELECT coalesce(array_agg(video_id), '{}') FROM videos WHERE tenant = $1 AND kind = $2`,
+			q.Tenant, map[string]string{"live": "camera", "upload": "upload"}[q.Kind]).Scan(&ids); err != nil {
+			return f, fmt.Errorf("search: %w", err)
+		}
+		f.add(false, "e.video_id = ANY($?::int[])", ids)
 	}
 	return f, nil
 }
@@ -142,12 +173,71 @@ func (s *Searcher) expand(ctx context.Context, tenant, text string) (terms, erro
 			group = append(group, i)
 		}
 	}
-	if err := s.pool.QueryRow(ctx, termsSQL, t.words, group, tenant).Scan(&t.all, &t.any, &t.sources); err != nil {
+	shares := s.lexemeShares(ctx)
+	rows, err := s.pool.Query(ctx, termsSQL, t.words, group, tenant)
+	if err != nil {
 		return terms{}, err
 	}
+	share := map[string]float64{}
+	for rows.Next() {
+		var q string
+		var lexemes []string
+		if err := rows.Scan(&q, &lexemes, &t.sources); err != nil {
+			rows.Close()
+			return terms{}, err
+		}
+		t.groups = append(t.groups, q)
+		for _, l := range lexemes {
+			share[q] += shares[l]
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return terms{}, err
+	}
+	// Rarest first: PostgreSQL tests the conditions in turn, and the full-text index skips along
+	// the first one's moments, so it reads that word's list and not the common words' ones.
+	slices.SortFunc(t.groups, func(a, b string) int { return cmp.Or(cmp.Compare(share[a], share[b]), strings.Compare(a, b)) })
+	t.all, t.any = strings.Join(t.groups, " & "), strings.Join(t.groups, " | ")
 	slices.Sort(t.words)
 	t.words = slices.Compact(t.words)
 	return t, nil
+}
+
+// sharesTTL is how long the lexemes' shares are kept: they change when autovacuum analyzes
+// moment_search, after a tenth of it has changed.
+const sharesTTL = 10 * time.Minute
+
+// lexemeShares returns the share of moments each common lexeme is in, from PostgreSQL's
+// statistics of moment_search; a lexeme it does not list is rarer than those it does. They only
+// order a query's words, so a failure to read them is logged and the last ones kept.
+func (s *Searcher) lexemeShares(ctx context.Context) map[string]float64 {
+	s.sharesMu.Lock()
+	defer s.sharesMu.Unlock()
+	if time.Since(s.sharesAt) < sharesTTL {
+		return s.shares
+	}
+	s.sharesAt = time.Now()
+	rows, err := s.pool.Query(ctx, `SELECT u.lexeme, u.share FROM pg_stats s,
+			unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS u(lexeme, share)
+		WHERE s.schemaname = current_schema() AND s.tablename = 'moment_search' AND s.attname = 'search'
+			AND u.lexeme IS NOT NULL`)
+	type lexemeShare struct {
+		Lexeme string
+		Share  float64
+	}
+	var stats []lexemeShare
+	if err == nil {
+		stats, err = pgx.CollectRows(rows, pgx.RowToStructByPos[lexemeShare])
+	}
+	if err != nil {
+		s.log.Warn("search: reading the words' statistics; words are searched in the query's order", "err", err)
+		return s.shares
+	}
+	s.shares = map[string]float64{}
+	for _, st := range stats {
+		s.shares[st.Lexeme] = st.Share
+	}
+	return s.shares
 }
 
 // rankScan bounds how many of the newest matching moments are ranked: ranking every moment with
@@ -163,26 +253,38 @@ const recentScan = 10000
 // cameras, in moment_search. Moments matching every query word come first; only when fewer than
 // need do, moments matching any word, or of a camera a word names, follow, ranked half as high.
 func (s *Searcher) text(ctx context.Context, q Query, f filter, t terms, depth, need int) ([]candidate, error) {
-	if t.all == "" {
+	if len(t.groups) == 0 {
 		return nil, nil
 	}
-	every, err := s.newest(ctx, q, f, t, "e.search @@ $5::tsquery", t.all, 1, depth, need)
-	if err != nil || len(every) >= need {
-		return every, err
+	// Each group a condition of its own, the rarest first: the full-text index then leapfrogs
+	// from one word's moments to the next's (two black cars parked main: 8 ms against 20 for
+	// the groups in one tsquery).
+	var every strings.Builder
+	for i := range t.groups {
+		if i > 0 {
+			every.WriteString(" AND ")
+		}
+		fmt.Fprintf(&every, "e.search @@ ($5::text[])[%d]::tsquery", i+1)
+	}
+	// Whether the filters leave more moments than the recentScan newest, counted at most once.
+	beyond := sync.OnceValues(func() (bool, error) { return s.beyondRecent(ctx, q, f) })
+	all, err := s.newest(ctx, q, f, t, every.String(), t.all, 1, depth, need, beyond)
+	if err != nil || len(all) >= need {
+		return all, err
 	}
 	match := "e.search @@ $2::tsquery"
 	if len(t.sources) > 0 {
 		match = "(e.search @@ $2::tsquery OR e.video_id = ANY($3::int[]))"
 	}
-	some, err := s.newest(ctx, q, f, t, match+" AND NOT e.search @@ $5::tsquery", t.any, 0.5, depth-len(every), need-len(every))
+	some, err := s.newest(ctx, q, f, t, match+" AND NOT ("+every.String()+")", t.any, 0.5, depth-len(all), need-len(all), beyond)
 	for i := range some {
-		some[i].position += len(every)
+		some[i].position += len(all)
 	}
-	return append(every, some...), err
+	return append(all, some...), err
 }
 
 // newest ranks the newest rankScan moments that match (SQL on moment_search e, with $2 the
-// tsquery ranked by, weighted by weight, $3 the named cameras and $5 every word's tsquery) and
+// tsquery ranked by, weighted by weight, $3 the named cameras and $5 the groups of words) and
 // pass f, and returns the best limit; enough is how many the caller cannot do without.
 //
 // The planner cannot be left to find them. Walking the time index back until enough match has no
@@ -191,14 +293,15 @@ func (s *Searcher) text(ctx context.Context, q Query, f filter, t terms, depth, 
 // match: it multiplies the words' shares as if they were independent, a caption's are not
 // ("parking lot", "near the loading dock"), and expecting an eighth of the true matches it read
 // all 62,000 of "near loading" (280 ms). So the recentScan newest moments are looked through
-// first, which bounds the walk. Only when they hold fewer than enough matches is the full-text
-// index read: its cost is that of the words' posting lists, not of the matches, and common words
-// together ("man walking car drives": 8,000 matches among lists of 100,000s) cost 90 ms there
-// against 3 ms for the newest moments. The list then holds the newest moments' matches rather
-// than the best of the rankScan newest; ranking favours recent moments anyway.
-func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match, ranked string, weight float64, limit, enough int) ([]candidate, error) {
+// first, which bounds the walk. Only when they hold fewer than enough matches, and the filters
+// leave more moments than they are (beyond), is the full-text index read: its cost is that of
+// the rarest word's posting list, not of the matches, and common words together ("man walking
+// car drives": 8,000 matches among lists of 100,000s) cost 90 ms there against 3 ms for the
+// newest moments. The list then holds the newest moments' matches rather than the best of the
+// rankScan newest; ranking favours recent moments anyway.
+func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match, ranked string, weight float64, limit, enough int, beyond func() (bool, error)) ([]candidate, error) {
 	where, args := f.where(6)
-	args = append([]any{q.Tenant, ranked, t.sources, weight, t.all}, args...)
+	args = append([]any{q.Tenant, ranked, t.sources, weight, t.groups}, args...)
 	query := func(from string) string {
 		return `SELECT m.moment_uid::text,
 				ts_rank(m.search, $2::tsquery, 32) * $4::float8 + CASE WHEN m.cam THEN 0.1 ELSE 0 END AS rank, m.cam,
@@ -209,7 +312,7 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 			ORDER BY rank DESC, m.started_at DESC, m.moment_uid LIMIT ` + fmt.Sprint(limit)
 	}
 	rows, err := s.pool.Query(ctx, query(`(SELECT e.moment_uid, e.started_at, e.search, e.video_id
-		FROM moment_search e JOIN videos v ON v.video_id = e.video_id WHERE e.tenant = $1`+where+`
+		FROM moment_search e WHERE e.tenant = $1`+where+`
 		ORDER BY e.started_at DESC LIMIT `+fmt.Sprint(recentScan)+`) e WHERE `+match), args...)
 	if err != nil {
 		return nil, err
@@ -218,20 +321,26 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 	if err != nil || len(recent) >= enough {
 		return recent, err
 	}
-	// Where the filters leave fewer moments than recentScan, the newest were all of them. Counted
-	// down the time index as they were read: without the order, the planner may read the table
-	// from its oldest moments on to find the first recentScan of a time range (100 ms).
-	narrowed, narrowArgs := f.where(2)
-	var passing int
-	err = s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM moment_search e JOIN videos v ON v.video_id = e.video_id
-		WHERE e.tenant = $1`+narrowed+` ORDER BY e.started_at DESC LIMIT `+fmt.Sprint(recentScan)+`) w`,
-		append([]any{q.Tenant}, narrowArgs...)...).Scan(&passing)
-	if err != nil || passing < recentScan {
+	if more, err := beyond(); err != nil || !more {
 		return recent, err
 	}
 	// Bitmap scans only: the full-text index, not a walk of the time index.
 	return s.collectWith(ctx, []string{"SET LOCAL enable_indexscan = off", "SET LOCAL enable_seqscan = off"},
-		query("moment_search e JOIN videos v ON v.video_id = e.video_id WHERE e.tenant = $1 AND "+match+where), args...)
+		query("moment_search e WHERE e.tenant = $1 AND "+match+where), args...)
+}
+
+// beyondRecent reports whether q's filters may leave more than the recentScan newest moments.
+// Where they leave fewer, the newest were all of them and the full-text index has nothing to
+// add. It counts what the coarse filter keeps, a superset, from the btree alone: 1 ms against 3
+// for the whole filter, read from the table. In time order, as the newest were read: without
+// it, the planner may read the table from its oldest moments on to find the first recentScan of
+// a time range (100 ms).
+func (s *Searcher) beyondRecent(ctx context.Context, q Query, f filter) (bool, error) {
+	where, args := f.coarse().where(2)
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM moment_search e WHERE e.tenant = $1`+where+`
+		ORDER BY e.started_at DESC LIMIT `+fmt.Sprint(recentScan)+`) w`, append([]any{q.Tenant}, args...)...).Scan(&n)
+	return n >= recentScan, err
 }
 
 // collectWith runs query under settings (SET LOCAL, in a transaction of its own) and reads its
@@ -239,10 +348,9 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 func (s *Searcher) collectWith(ctx context.Context, settings []string, query string, args ...any) ([]candidate, error) {
 	var out []candidate
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, set := range settings {
-			if _, err := tx.Exec(ctx, set); err != nil {
-				return err
-			}
+		// One round trip: without arguments, pgx sends the statements as one simple query.
+		if _, err := tx.Exec(ctx, strings.Join(settings, "; ")); err != nil {
+			return err
 		}
 		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
@@ -275,7 +383,6 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 			}
 		}
 		if err := s.pool.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM video_events e
-			JOIN videos v ON v.video_id = e.video_id
 			WHERE e.tenant = $1 AND e.embedding IS NOT NULL`+where,
 			append([]any{q.Tenant}, args...)...).Scan(&explained); err != nil {
 			return nil, "", err
@@ -294,7 +401,7 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 	where, args := f.where(4)
 	out, err := s.collectWith(ctx, settings, `SELECT e.moment_uid::text, e.embedding <=> $2 AS d, false,
 			e.started_at, coalesce(c.priority, 0)
-		FROM video_events e JOIN videos v ON v.video_id = e.video_id LEFT JOIN cameras c ON c.video_id = e.video_id
+		FROM video_events e LEFT JOIN cameras c ON c.video_id = e.video_id
 		WHERE e.tenant = $1 AND e.embedding IS NOT NULL`+where+`
 		ORDER BY e.embedding <=> $2 LIMIT $3`,
 		append([]any{q.Tenant, pgvector.NewVector(vecs[0]), depth}, args...)...)
@@ -315,7 +422,7 @@ func (s *Searcher) pinned(ctx context.Context, q Query, f filter) ([]candidate, 
 	rows, err := s.pool.Query(ctx, `SELECT p.moment_uid::text, 0::float8, false, e.started_at, coalesce(c.priority, 0)
 		FROM search_pins p
 		JOIN video_events e ON e.moment_uid = p.moment_uid AND e.tenant = p.tenant
-		JOIN videos v ON v.video_id = e.video_id LEFT JOIN cameras c ON c.video_id = e.video_id
+		LEFT JOIN cameras c ON c.video_id = e.video_id
 		WHERE p.tenant = $1 AND p.query = $2`+where+`
 		ORDER BY p.position`, append([]any{q.Tenant, normalize(q.Text)}, args...)...)
 	if err != nil {

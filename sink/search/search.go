@@ -142,6 +142,10 @@ type Searcher struct {
 	emb  Embedder
 	cfg  Config
 	log  *slog.Logger
+
+	sharesMu sync.Mutex
+	sharesAt time.Time
+	shares   map[string]float64 // by lexeme; never changed once read
 }
 
 // New returns a searcher over pool; emb may be nil (full text only).
@@ -186,17 +190,17 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	f, alts, err := s.prepare(ctx, q)
+	f, err := s.resolve(ctx, q)
 	if err != nil {
 		return Response{}, err
 	}
-	list, resp, err := s.rank(ctx, q, f, alts, max(s.cfg.Candidates, offset+q.TopK+1), offset+q.TopK)
+	list, t, resp, err := s.rank(ctx, q, f, max(s.cfg.Candidates, offset+q.TopK+1), offset+q.TopK)
 	if err != nil {
 		return Response{}, err
 	}
 	if offset < len(list) {
 		page := list[offset:min(len(list), offset+q.TopK)]
-		if resp.Results, err = s.details(ctx, q, alts, page); err != nil {
+		if resp.Results, err = s.details(ctx, q, t, page); err != nil {
 			return Response{}, err
 		}
 		if offset+q.TopK < len(list) {
@@ -209,23 +213,11 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Response, error) {
 	return resp, nil
 }
 
-// prepare resolves q's filters and expands its words with their synonyms.
-func (s *Searcher) prepare(ctx context.Context, q Query) (filter, terms, error) {
-	f, err := s.resolve(ctx, q)
-	if err != nil {
-		return f, terms{}, err
-	}
-	t, err := s.expand(ctx, q.Tenant, q.Text)
-	if err != nil {
-		return f, terms{}, fmt.Errorf("search: %w", err)
-	}
-	return f, t, nil
-}
-
 // rank runs both paths and fuses them into the full ranking, pins first, up to depth results
-// per path; need is how many the caller will show. Each path has PathShare of the time left: one
-// that fails or runs out of it leaves the answer to the other, and Degraded says so.
-func (s *Searcher) rank(ctx context.Context, q Query, f filter, t terms, depth, need int) ([]ranked, Response, error) {
+// per path; need is how many the caller will show. It returns the query's words as the full-text
+// path searched them. Each path has PathShare of the time left: one that fails or runs out of it
+// leaves the answer to the other, and Degraded says so.
+func (s *Searcher) rank(ctx context.Context, q Query, f filter, depth, need int) ([]ranked, terms, Response, error) {
 	resp := Response{Results: []Result{}, Degraded: []string{}}
 	var (
 		pctx   = ctx // full text alone has all the time
@@ -254,15 +246,20 @@ func (s *Searcher) rank(ctx context.Context, q Query, f filter, t terms, depth, 
 		defer wg.Done()
 		pins, pinErr = s.pinned(ctx, q, f)
 	}()
-	text, textErr := s.text(pctx, q, f, t, depth, need)
+	// The synonyms and words are looked up beside the vector path, which needs neither.
+	t, textErr := s.expand(pctx, q.Tenant, q.Text)
+	var text []candidate
+	if textErr == nil {
+		text, textErr = s.text(pctx, q, f, t, depth, need)
+	}
 	wg.Wait()
 	switch {
 	case s.emb == nil && textErr != nil:
-		return nil, resp, failed(ctx, textErr)
+		return nil, t, resp, failed(ctx, textErr)
 	case s.emb == nil:
 		resp.Degraded = append(resp.Degraded, "embedder")
 	case textErr != nil && vecErr != nil:
-		return nil, resp, failed(pctx, errors.Join(textErr, vecErr))
+		return nil, t, resp, failed(pctx, errors.Join(textErr, vecErr))
 	case textErr != nil:
 		s.log.Warn("full-text search failed; answering from the vector path", "err", textErr)
 		resp.Degraded, text = append(resp.Degraded, "text"), nil
@@ -271,9 +268,9 @@ func (s *Searcher) rank(ctx context.Context, q Query, f filter, t terms, depth, 
 		resp.Degraded, vec = append(resp.Degraded, "vector"), nil
 	}
 	if pinErr != nil {
-		return nil, resp, failed(ctx, pinErr)
+		return nil, t, resp, failed(ctx, pinErr)
 	}
-	return s.fuse(text, vec, pins), resp, nil
+	return s.fuse(text, vec, pins), t, resp, nil
 }
 
 // fuse combines the paths' lists by reciprocal rank, lifts by recency and source priority, and

@@ -56,10 +56,15 @@ func (s *Searcher) Why(ctx context.Context, q Query, id string) (Why, error) {
 		return Why{}, fmt.Errorf("why: %w", err)
 	}
 	w := Why{MomentID: m.MomentID, Reasons: filteredOut(q, m, kind)}
-	f, t, err := s.prepare(ctx, q)
+	f, err := s.resolve(ctx, q)
 	if err != nil {
 		return Why{}, err
 	}
+	list, t, resp, err := s.rank(ctx, q, f, MaxDepth, MaxDepth)
+	if err != nil {
+		return Why{}, err
+	}
+	w.Degraded = resp.Degraded
 	var all, some bool
 	if t.any != "" {
 		if err := s.pool.QueryRow(ctx, `SELECT e.search @@ $2::tsquery, e.search @@ $3::tsquery FROM video_events e
@@ -68,6 +73,8 @@ func (s *Searcher) Why(ctx context.Context, q Query, id string) (Why, error) {
 		}
 	}
 	switch {
+	case t.any == "" && slices.Contains(w.Degraded, "text"):
+		// The words could not be looked up; Degraded says so.
 	case t.any == "":
 		w.Reasons = append(w.Reasons, "the query has no words full text can search (only stop words or punctuation)")
 	case !some:
@@ -78,11 +85,6 @@ func (s *Searcher) Why(ctx context.Context, q Query, id string) (Why, error) {
 	if s.emb != nil && !embedded {
 		w.Reasons = append(w.Reasons, "it has no caption embedding, so the vector path cannot find it")
 	}
-	list, resp, err := s.rank(ctx, q, f, t, MaxDepth, MaxDepth)
-	if err != nil {
-		return Why{}, err
-	}
-	w.Degraded = resp.Degraded
 	at := slices.IndexFunc(list, func(r ranked) bool { return r.id == m.MomentID })
 	switch {
 	case at < 0 && len(w.Reasons) == 0:
