@@ -209,14 +209,14 @@ const sharesTTL = 10 * time.Minute
 
 // lexemeShares returns the share of moments each common lexeme is in, from PostgreSQL's
 // statistics of moment_search; a lexeme it does not list is rarer than those it does. They only
-// order a query's words, so a failure to read them is logged and the last ones kept.
+// order a query's words, so a failure to read them is logged and the last ones kept. A nil map
+// (none read yet) reads as all zero.
 func (s *Searcher) lexemeShares(ctx context.Context) map[string]float64 {
 	s.sharesMu.Lock()
 	defer s.sharesMu.Unlock()
 	if time.Since(s.sharesAt) < sharesTTL {
 		return s.shares
 	}
-	s.sharesAt = time.Now()
 	rows, err := s.pool.Query(ctx, `SELECT u.lexeme, u.share FROM pg_stats s,
 			unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS u(lexeme, share)
 		WHERE s.schemaname = current_schema() AND s.tablename = 'moment_search' AND s.attname = 'search'
@@ -230,9 +230,12 @@ func (s *Searcher) lexemeShares(ctx context.Context) map[string]float64 {
 		stats, err = pgx.CollectRows(rows, pgx.RowToStructByPos[lexemeShare])
 	}
 	if err != nil {
+		// Tried again in a minute, not on every query.
+		s.sharesAt = time.Now().Add(time.Minute - sharesTTL)
 		s.log.Warn("search: reading the words' statistics; words are searched in the query's order", "err", err)
 		return s.shares
 	}
+	s.sharesAt = time.Now()
 	s.shares = map[string]float64{}
 	for _, st := range stats {
 		s.shares[st.Lexeme] = st.Share
@@ -325,7 +328,7 @@ func (s *Searcher) newest(ctx context.Context, q Query, f filter, t terms, match
 		return recent, err
 	}
 	// Bitmap scans only: the full-text index, not a walk of the time index.
-	return s.collectWith(ctx, []string{"SET LOCAL enable_indexscan = off", "SET LOCAL enable_seqscan = off"},
+	return s.collectWith(ctx, []string{"enable_indexscan", "off", "enable_seqscan", "off"},
 		query("moment_search e WHERE e.tenant = $1 AND "+match+where), args...)
 }
 
@@ -343,23 +346,35 @@ func (s *Searcher) beyondRecent(ctx context.Context, q Query, f filter) (bool, e
 	return n >= recentScan, err
 }
 
-// collectWith runs query under settings (SET LOCAL, in a transaction of its own) and reads its
-// candidates as collect does.
+// collectWith runs query with settings (name, value pairs) in force for it alone, and reads its
+// candidates as collect does. Both go in one round trip: a pipeline of statements runs as one
+// implicit transaction, the one set_config's local settings last for.
 func (s *Searcher) collectWith(ctx context.Context, settings []string, query string, args ...any) ([]candidate, error) {
-	var out []candidate
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// One round trip: without arguments, pgx sends the statements as one simple query.
-		if _, err := tx.Exec(ctx, strings.Join(settings, "; ")); err != nil {
-			return err
+	var sets []string
+	params := make([]any, len(settings))
+	for i, v := range settings {
+		if i%2 == 0 {
+			sets = append(sets, fmt.Sprintf("set_config($%d, $%d, true)", i+1, i+2))
 		}
-		rows, err := tx.Query(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		out, err = collect(rows)
-		return err
-	})
-	return out, err
+		params[i] = v
+	}
+	b := &pgx.Batch{}
+	b.Queue("SELECT "+strings.Join(sets, ", "), params...)
+	b.Queue(query, args...)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	out, err := collect(rows)
+	if err != nil {
+		return nil, err
+	}
+	return out, br.Close()
 }
 
 // vector ranks moments by the cosine distance of their caption's embedding to the query's. A
@@ -393,10 +408,10 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 	}
 	// Bitmap scans of the btree stay allowed for the exact plan; only the HNSW index scan is
 	// ruled out.
-	settings := []string{"SET LOCAL enable_indexscan = off"}
+	settings := []string{"enable_indexscan", "off"}
 	if plan == "hnsw" {
-		settings = []string{fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", min(1000, max(s.cfg.EFSearch, depth))),
-			"SET LOCAL hnsw.iterative_scan = relaxed_order"}
+		settings = []string{"hnsw.ef_search", fmt.Sprint(min(1000, max(s.cfg.EFSearch, depth))),
+			"hnsw.iterative_scan", "relaxed_order"}
 	}
 	where, args := f.where(4)
 	out, err := s.collectWith(ctx, settings, `SELECT e.moment_uid::text, e.embedding <=> $2 AS d, false,

@@ -451,6 +451,26 @@ func TestDeadlineDegrades(t *testing.T) {
 	}
 }
 
+// TestTextFailureDegrades: when the full-text path fails (here its synonyms cannot be read), the
+// results come from the vector path, marked degraded, and why-not-found still answers.
+func TestTextFailureDegrades(t *testing.T) {
+	emb := tinyEmbedder(t)
+	c := newCorpus(t, emb)
+	if _, err := c.st.Pool().Exec(context.Background(), "DROP TABLE search_synonyms"); err != nil {
+		t.Fatal(err)
+	}
+	s := search.New(c.st.Pool(), emb, search.Config{}, quiet)
+	got, resp := c.find(t, s, "q="+url.QueryEscape("Two sedans parked in the lot."))
+	if !slices.Equal(resp.Degraded, []string{"text"}) || len(got) == 0 || got[0] != "sedans" {
+		t.Errorf("failing full-text path: %v degraded %v, want the vector path's results, sedans first, marked degraded [text]", got, resp.Degraded)
+	}
+	q, _ := search.ParseQuery("acme", url.Values{"q": {"Two sedans parked in the lot."}}, time.Now())
+	w, err := s.Why(context.Background(), q, c.ids["sedans"])
+	if err != nil || !w.Returned || !slices.Equal(w.Degraded, []string{"text"}) {
+		t.Errorf("why, failing full-text path: %+v, %v; want returned, degraded [text]", w, err)
+	}
+}
+
 func TestCursorPages(t *testing.T) {
 	emb := tinyEmbedder(t)
 	c := newCorpus(t, emb)
