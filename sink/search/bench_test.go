@@ -205,9 +205,9 @@ func buildIndex(b *testing.B, dbURL, def string) {
 }
 
 // warm reads the tables and indexes into PostgreSQL's shared buffers, where a server that has
-// been answering queries for a while holds them. Right after a bulk load and index build they
-// are only in the kernel's page cache, and each query copies in the pages it touches on first
-// use: on a fresh database the vector path's p95 was 28.8 ms, against 21–23 ms on the second run.
+// been answering queries holds them. A fresh load leaves them there; a database kept with
+// VIGIL_BENCH_SEARCH_DB across a restart of PostgreSQL does not, and its first queries copied in
+// every page they touched (vector-only p95 185 ms against 19).
 func warm(b *testing.B, pool *pgxpool.Pool) {
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_prewarm"); err != nil {

@@ -15,11 +15,13 @@ import (
 )
 
 // terms are a query's words as English tsqueries: groups holds one per word (the word or a
-// synonym), the rarest first; all asks for every group, any for at least one. All are empty when
+// synonym), the rarest first, and shares the part of moments each is in, by the statistics (0
+// when they do not list it); all asks for every group, any for at least one. All are empty when
 // the query has no searchable word (stop words only). Every word goes through plainto_tsquery, so
 // no user text is parsed as tsquery syntax. Words with the same stem ("parked parking") count once.
 type terms struct {
 	groups   []string
+	shares   []float64
 	all, any string
 	words    []string // every word and synonym searched for, for explanations
 	sources  []int64  // the tenant's cameras a word names
@@ -197,6 +199,9 @@ func (s *Searcher) expand(ctx context.Context, tenant, text string) (terms, erro
 	// Rarest first: PostgreSQL tests the conditions in turn, and the full-text index skips along
 	// the first one's moments, so it reads that word's list and not the common words' ones.
 	slices.SortFunc(t.groups, func(a, b string) int { return cmp.Or(cmp.Compare(share[a], share[b]), strings.Compare(a, b)) })
+	for _, g := range t.groups {
+		t.shares = append(t.shares, share[g])
+	}
 	t.all, t.any = strings.Join(t.groups, " & "), strings.Join(t.groups, " | ")
 	slices.Sort(t.words)
 	t.words = slices.Compact(t.words)
@@ -252,6 +257,13 @@ const rankScan = 300
 // (moment_search holds 30 to a page: about 3 ms).
 const recentScan = 10000
 
+// A word group in at least commonShare of moments is left out of the full-text index's
+// conditions once the rarer ones are expected in at most rareShare of moments.
+const (
+	commonShare = 0.5
+	rareShare   = 0.002
+)
+
 // text ranks moments by full text over caption and object labels, and the names of the tenant's
 // cameras, in moment_search. Moments matching every query word come first; only when fewer than
 // need do, moments matching any word, or of a camera a word names, follow, ranked half as high.
@@ -259,19 +271,10 @@ func (s *Searcher) text(ctx context.Context, q Query, f filter, t terms, depth, 
 	if len(t.groups) == 0 {
 		return nil, nil
 	}
-	// Each group a condition of its own, the rarest first: the full-text index then leapfrogs
-	// from one word's moments to the next's (two black cars parked main: 8 ms against 20 for
-	// the groups in one tsquery).
-	var every strings.Builder
-	for i := range t.groups {
-		if i > 0 {
-			every.WriteString(" AND ")
-		}
-		fmt.Fprintf(&every, "e.search @@ ($5::text[])[%d]::tsquery", i+1)
-	}
+	every := everyGroup(t.shares)
 	// Whether the filters leave more moments than the recentScan newest, counted at most once.
 	beyond := sync.OnceValues(func() (bool, error) { return s.beyondRecent(ctx, q, f) })
-	all, err := s.newest(ctx, q, f, t, every.String(), t.all, 1, depth, need, beyond)
+	all, err := s.newest(ctx, q, f, t, every, t.all, 1, depth, need, beyond)
 	if err != nil || len(all) >= need {
 		return all, err
 	}
@@ -279,11 +282,35 @@ func (s *Searcher) text(ctx context.Context, q Query, f filter, t terms, depth, 
 	if len(t.sources) > 0 {
 		match = "(e.search @@ $2::tsquery OR e.video_id = ANY($3::int[]))"
 	}
-	some, err := s.newest(ctx, q, f, t, match+" AND NOT ("+every.String()+")", t.any, 0.5, depth-len(all), need-len(all), beyond)
+	some, err := s.newest(ctx, q, f, t, match+" AND NOT ("+every+")", t.any, 0.5, depth-len(all), need-len(all), beyond)
 	for i := range some {
 		some[i].position += len(all)
 	}
 	return append(all, some...), err
+}
+
+// everyGroup returns the SQL condition that a moment (e) has every group of words ($5), the
+// groups in order, the rarest first. Each is a condition of its own: the full-text index then
+// leapfrogs from one word's moments to the next's (two black cars parked main: 8 ms against 20
+// for the groups in one tsquery). A group in most moments (a person, say) is only checked on the
+// moments the rarer ones find, once those are expected in at most rareShare of moments (as if
+// independent): leapfrogging its long lists cost more than the check (two men loitering front:
+// 9 ms against 5). ts_match_vq is @@ by name, which the planner does not take to the index.
+func everyGroup(shares []float64) string {
+	var every strings.Builder
+	expected := 1.0
+	for i, share := range shares {
+		if i > 0 {
+			every.WriteString(" AND ")
+		}
+		if i > 0 && share >= commonShare && expected <= rareShare {
+			fmt.Fprintf(&every, "ts_match_vq(e.search, ($5::text[])[%d]::tsquery)", i+1)
+			continue
+		}
+		expected *= share
+		fmt.Fprintf(&every, "e.search @@ ($5::text[])[%d]::tsquery", i+1)
+	}
+	return every.String()
 }
 
 // newest ranks the newest rankScan moments that match (SQL on moment_search e, with $2 the
@@ -389,21 +416,8 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 	}
 	plan := "hnsw"
 	if f.narrow {
-		// The planner's estimate of the moments the filter leaves: counting them could cost a
-		// scan of the table.
-		where, args := f.where(2)
-		var explained []struct {
-			Plan struct {
-				Rows float64 `json:"Plan Rows"`
-			}
-		}
-		if err := s.pool.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM video_events e
-			WHERE e.tenant = $1 AND e.embedding IS NOT NULL`+where,
-			append([]any{q.Tenant}, args...)...).Scan(&explained); err != nil {
+		if plan, err = s.plan(ctx, q.Tenant, f); err != nil {
 			return nil, "", err
-		}
-		if len(explained) == 1 && explained[0].Plan.Rows <= float64(s.cfg.ExactBelow) {
-			plan = "exact"
 		}
 	}
 	// Bitmap scans of the btree stay allowed for the exact plan; only the HNSW index scan is
@@ -429,6 +443,62 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 		out[i].position = i + 1
 	}
 	return out, plan, nil
+}
+
+// planTTL is how long a filter's plan is kept: its estimate changes as moments come and go,
+// slowly against a minute.
+const planTTL = time.Minute
+
+// plan chooses the vector path's plan for the tenant's filter from the planner's estimate of the
+// moments it leaves: counting them could cost a scan of the table. The estimate does not depend
+// on the query's words and the same filters come back query after query (a guard's "last 30
+// days"), so it is kept for planTTL, with its times to the minute: asking costs 1–2 ms of a
+// query's 10–20.
+func (s *Searcher) plan(ctx context.Context, tenant string, f filter) (string, error) {
+	where, args := f.where(2)
+	values := make([]any, len(args))
+	for i, a := range args {
+		if t, ok := a.(time.Time); ok {
+			a = t.Truncate(time.Minute).Unix()
+		}
+		values[i] = a
+	}
+	id := fmt.Sprintf("%q %q %v", tenant, where, values)
+	s.plansMu.Lock()
+	p, ok := s.plans[id]
+	s.plansMu.Unlock()
+	if ok && time.Since(p.at) < planTTL {
+		return p.plan, nil
+	}
+	var explained []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		}
+	}
+	if err := s.pool.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM video_events e
+		WHERE e.tenant = $1 AND e.embedding IS NOT NULL`+where, append([]any{tenant}, args...)...).Scan(&explained); err != nil {
+		return "", err
+	}
+	plan := "hnsw"
+	if len(explained) == 1 && explained[0].Plan.Rows <= float64(s.cfg.ExactBelow) {
+		plan = "exact"
+	}
+	s.plansMu.Lock()
+	defer s.plansMu.Unlock()
+	if len(s.plans) >= maxPlans {
+		clear(s.plans) // rarely full: a tenant's filters are few
+	}
+	s.plans[id] = cachedPlan{plan, time.Now()}
+	return plan, nil
+}
+
+// maxPlans bounds the plans kept.
+const maxPlans = 4096
+
+// cachedPlan is a filter's plan and when it was chosen.
+type cachedPlan struct {
+	plan string
+	at   time.Time
 }
 
 // pinned returns the moments pinned to q's text that pass its filters, in pin order.

@@ -96,3 +96,22 @@ func TestSettingsLastOneQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryGroup: common words are checked, not looked up in the index, once the rarer ones are
+// rare enough together.
+func TestEveryGroup(t *testing.T) {
+	for _, tc := range []struct {
+		shares []float64
+		want   string
+	}{
+		{[]float64{0.9}, "e.search @@ ($5::text[])[1]::tsquery"},
+		{[]float64{0.04, 0.1, 0.9}, "e.search @@ ($5::text[])[1]::tsquery AND e.search @@ ($5::text[])[2]::tsquery AND e.search @@ ($5::text[])[3]::tsquery"},
+		{[]float64{0.01, 0.1, 0.9, 1.2}, "e.search @@ ($5::text[])[1]::tsquery AND e.search @@ ($5::text[])[2]::tsquery AND " +
+			"ts_match_vq(e.search, ($5::text[])[3]::tsquery) AND ts_match_vq(e.search, ($5::text[])[4]::tsquery)"},
+		{[]float64{0, 0.7}, "e.search @@ ($5::text[])[1]::tsquery AND ts_match_vq(e.search, ($5::text[])[2]::tsquery)"},
+	} {
+		if got := everyGroup(tc.shares); got != tc.want {
+			t.Errorf("%v:\n got %s\nwant %s", tc.shares, got, tc.want)
+		}
+	}
+}

@@ -146,12 +146,15 @@ type Searcher struct {
 	sharesMu sync.Mutex
 	sharesAt time.Time
 	shares   map[string]float64 // by lexeme; never changed once read
+
+	plansMu sync.Mutex
+	plans   map[string]cachedPlan // by tenant and filter
 }
 
 // New returns a searcher over pool; emb may be nil (full text only).
 func New(pool *pgxpool.Pool, emb Embedder, cfg Config, log *slog.Logger) *Searcher {
 	cfg.defaults()
-	return &Searcher{pool: pool, emb: emb, cfg: cfg, log: log}
+	return &Searcher{pool: pool, emb: emb, cfg: cfg, log: log, plans: map[string]cachedPlan{}}
 }
 
 // candidate is a moment one path found, with its place in that path's list, and what ranking

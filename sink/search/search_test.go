@@ -408,6 +408,16 @@ func TestMatchesBeyondTheNewest(t *testing.T) {
 	if _, err := c.st.WriteMoments(ctx, filler); err != nil {
 		t.Fatal(err)
 	}
+	// Older than the filler: with a word in nearly every moment (cat), which the full-text index
+	// is then not asked for, and one in two (lorry).
+	chase := now.Add(-48 * time.Hour)
+	m := pipeline.Moment{ID: pipeline.MomentID(chase, []byte("chase"), 0), Tenant: "acme", VideoID: c.lot,
+		StartS: 100, EndS: 105, StartedAt: chase, EndedAt: chase.Add(5 * time.Second),
+		Objects: map[string]int{"cat": 1, "truck": 1}, Caption: "A cat chasing a lorry.", Models: map[string]string{}}
+	if _, err := c.st.WriteMoments(ctx, []pipeline.Moment{m}); err != nil {
+		t.Fatal(err)
+	}
+	c.ids["chase"] = m.ID
 	if _, err := c.st.Pool().Exec(ctx, "ANALYZE moment_search"); err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +426,9 @@ func TestMatchesBeyondTheNewest(t *testing.T) {
 		params string
 		want   []string
 	}{
-		{"q=lorry", []string{"lorry"}},
+		{"q=lorry", []string{"chase", "lorry"}},
+		// The only moment with both words, then the newest with one of them: a cat of the filler.
+		{"q=cat+lorry&top_k=2", []string{"chase", "?"}},
 		{"q=walking+bicycle", []string{"bike"}},
 		{"q=walking+bicycle&camera=gate", []string{"bike"}},
 		{"q=lorry&camera=gate", nil},
