@@ -43,51 +43,53 @@ const termsSQL = `
 
 // filter is a query's filters as SQL conditions on video_events e, or moment_search e, which has
 // the same columns for them.
-type filter struct {
-	conds   []string
-	args    [][]any
-	indexed []bool
-	// narrow is set when anything besides the tenant filters.
-	narrow bool
+type filter []cond
+
+// cond is one condition with one $? per argument; indexed conditions are ones the btrees of time
+// and camera answer alone.
+type cond struct {
+	sql     string
+	args    []any
+	indexed bool
 }
 
 // where returns " AND ..." with each $? numbered in turn from first.
 func (f filter) where(first int) (string, []any) {
 	var b strings.Builder
 	var args []any
-	for i, c := range f.conds {
+	for _, c := range f {
+		sql := c.sql
 		b.WriteString(" AND ")
 		for {
-			before, after, found := strings.Cut(c, "$?")
+			before, after, found := strings.Cut(sql, "$?")
 			b.WriteString(before)
 			if !found {
 				break
 			}
 			fmt.Fprintf(&b, "$%d", first)
 			first++
-			c = after
+			sql = after
 		}
-		args = append(args, f.args[i]...)
+		args = append(args, c.args...)
 	}
 	return b.String(), args
 }
 
-// add appends a condition with one $? per argument; indexed conditions are ones the btrees of
-// time and camera answer alone.
-func (f *filter) add(indexed bool, cond string, args ...any) {
-	f.conds = append(f.conds, cond)
-	f.args = append(f.args, args)
-	f.indexed = append(f.indexed, indexed)
-	f.narrow = true
+// add appends a condition.
+func (f *filter) add(indexed bool, sql string, args ...any) {
+	*f = append(*f, cond{sql, args, indexed})
 }
+
+// narrow reports whether anything besides the tenant filters.
+func (f filter) narrow() bool { return len(f) > 0 }
 
 // coarse returns the indexed conditions alone: they keep every moment the filter keeps, and
 // more, and counting them reads the btree only.
 func (f filter) coarse() filter {
 	var c filter
-	for i, indexed := range f.indexed {
-		if indexed {
-			c.add(true, f.conds[i], f.args[i]...)
+	for _, cond := range f {
+		if cond.indexed {
+			c = append(c, cond)
 		}
 	}
 	return c
@@ -415,7 +417,7 @@ func (s *Searcher) vector(ctx context.Context, q Query, f filter, depth int) ([]
 		return nil, "", fmt.Errorf("embed the query: %w", err)
 	}
 	plan := "hnsw"
-	if f.narrow {
+	if f.narrow() {
 		if plan, err = s.plan(ctx, q.Tenant, f); err != nil {
 			return nil, "", err
 		}

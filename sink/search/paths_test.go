@@ -71,10 +71,14 @@ func TestRarestWordFirst(t *testing.T) {
 }
 
 // TestSettingsLastOneQuery: collectWith's settings are in force for its query, and for nothing
-// after it on the same connections.
+// after it on the same connection: the pool has only the one.
 func TestSettingsLastOneQuery(t *testing.T) {
 	ctx := context.Background()
-	st := storetest.Open(t)
+	st, err := store.Open(ctx, storetest.URL(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
 	s := New(st.Pool(), nil, Config{}, slog.New(slog.DiscardHandler))
 	for range 3 {
 		got, err := s.collectWith(ctx, []string{"work_mem", "7MB", "enable_seqscan", "off"},
@@ -86,7 +90,7 @@ func TestSettingsLastOneQuery(t *testing.T) {
 			t.Errorf("in force: %+v, want 7MB off", got)
 		}
 	}
-	for range 8 {
+	for range 3 {
 		var mem string
 		if err := st.Pool().QueryRow(ctx, "SELECT current_setting('work_mem')").Scan(&mem); err != nil {
 			t.Fatal(err)
